@@ -1,0 +1,328 @@
+"""Settings, read from the environment in this one place.
+
+Every value has a default that works on a developer machine with PostgreSQL and Redis
+on localhost. Invalid values stop start-up with an ``ImproperlyConfigured`` naming the
+variable, so a typo in production never runs with a silently different behaviour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _read(name: str, cast, default):
+    try:
+        return env(name, cast=cast, default=default)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+def _int(name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer setting; anything that is not a whole number >= minimum stops start-up."""
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = env.str(name, default="true" if default else "false").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off", ""}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+# --- Core -------------------------------------------------------------------------
+DEBUG = _bool("DEBUG", False)
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django_prometheus",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "inventory",
+    "carts",
+    "checkout",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.middleware.RequestIdMiddleware",
+    # Outside the others, so that their answers too (e.g. a disallowed Host) are the envelope.
+    "config.middleware.ApiErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------
+DATABASE_URL = env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/checkout")
+try:
+    _db = environ.Env.db_url_config(DATABASE_URL)
+except Exception as exc:  # django-environ raises several types for a malformed URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+if _db.get("ENGINE") != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://...)")
+DATABASE_LOCK_TIMEOUT_MS = _int("DATABASE_LOCK_TIMEOUT_MS", 10_000, minimum=0)
+DATABASE_STATEMENT_TIMEOUT_MS = _int("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, minimum=0)
+_db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+_db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+_db["CONN_HEALTH_CHECKS"] = True
+_db.setdefault("OPTIONS", {})
+_db["OPTIONS"]["options"] = (
+    f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
+    f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+)
+_db["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (Redis): DRF throttling state ------------------------------------------
+REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default="redis://127.0.0.1:6379/1")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CACHE_URL,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+# --- Auth, i18n, static -----------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LOGIN_URL = "/admin/login/"
+
+# --- Deployment security (all off by default for local HTTP; see README) ----------
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = _bool("CSRF_COOKIE_SECURE", False)
+if _bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- REST framework and OpenAPI ---------------------------------------------------
+API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="")
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="")
+_throttle_rates = {"anon": API_THROTTLE_ANON or None, "user": API_THROTTLE_USER or None}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        cls
+        for cls, rate in (
+            ("rest_framework.throttling.AnonRateThrottle", API_THROTTLE_ANON),
+            ("rest_framework.throttling.UserRateThrottle", API_THROTTLE_USER),
+        )
+        if rate
+    ],
+    "DEFAULT_THROTTLE_RATES": _throttle_rates,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Checkout API",
+    "DESCRIPTION": "Carts as quotes, checkout with stock reservations, orders. See API.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ReservationStatusEnum": "inventory.models.ReservationStatus",
+        "ReleaseReasonEnum": "inventory.models.ReleaseReason",
+        "StockStatusEnum": "inventory.serializers.STOCK_STATUS_CHOICES",
+    },
+}
+
+# --- Checkout and reservation policy (SPEC §6) ------------------------------------
+CHECKOUT_RESERVATION_TTL_SECONDS = _int("CHECKOUT_RESERVATION_TTL_SECONDS", 300, minimum=1)
+CHECKOUT_EXTENSION_TTL_SECONDS = _int("CHECKOUT_EXTENSION_TTL_SECONDS", 300, minimum=1)
+CHECKOUT_EXTENSION_THRESHOLD_SECONDS = _int("CHECKOUT_EXTENSION_THRESHOLD_SECONDS", 120, minimum=0)
+CHECKOUT_MAX_EXTENSIONS = _int("CHECKOUT_MAX_EXTENSIONS", 3, minimum=0)
+CHECKOUT_PAYMENT_TTL_SECONDS = _int("CHECKOUT_PAYMENT_TTL_SECONDS", 900, minimum=1)
+CHECKOUT_ABANDON_AFTER_SECONDS = _int("CHECKOUT_ABANDON_AFTER_SECONDS", 1800, minimum=1)
+LOW_STOCK_THRESHOLD = _int("LOW_STOCK_THRESHOLD", 5, minimum=0)
+ENABLE_PRE_RESERVATION = _bool("ENABLE_PRE_RESERVATION", True)
+RESERVATION_MAX_TTL_SECONDS = _int("RESERVATION_MAX_TTL_SECONDS", 1800, minimum=1)
+RESERVATION_MIN_TTL_SECONDS = _int("RESERVATION_MIN_TTL_SECONDS", 60, minimum=1)
+
+if RESERVATION_MIN_TTL_SECONDS > RESERVATION_MAX_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "RESERVATION_MIN_TTL_SECONDS must not exceed RESERVATION_MAX_TTL_SECONDS"
+    )
+for _name in (
+    "CHECKOUT_RESERVATION_TTL_SECONDS",
+    "CHECKOUT_EXTENSION_TTL_SECONDS",
+    "CHECKOUT_PAYMENT_TTL_SECONDS",
+):
+    if globals()[_name] > RESERVATION_MAX_TTL_SECONDS:
+        raise ImproperlyConfigured(
+            f"{_name} ({globals()[_name]}) exceeds RESERVATION_MAX_TTL_SECONDS "
+            f"({RESERVATION_MAX_TTL_SECONDS})"
+        )
+
+# --- Storefront (SPEC §12) --------------------------------------------------------
+# How often the checkout page re-checks stock while the shopper fills in the form.
+STOREFRONT_STOCK_POLL_SECONDS = _int("STOREFRONT_STOCK_POLL_SECONDS", 30, minimum=1)
+
+# --- Payments (SPEC §8) -----------------------------------------------------------
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="checkout.payments.DummyGateway")
+PAYMENT_MAX_TRIES = _int("PAYMENT_MAX_TRIES", 3, minimum=1)
+PAYMENT_RETRY_BASE_SECONDS = _read("PAYMENT_RETRY_BASE_SECONDS", float, 0.2)
+PAYMENT_TIMEOUT_SECONDS = _read("PAYMENT_TIMEOUT_SECONDS", float, 10.0)
+if PAYMENT_RETRY_BASE_SECONDS < 0 or PAYMENT_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("PAYMENT_RETRY_BASE_SECONDS/PAYMENT_TIMEOUT_SECONDS must be > 0")
+# A second confirm of a cart whose payment is in flight (double click, two tabs) waits up
+# to this long for the first to finish and answers with its order; then 409.
+CHECKOUT_CONFIRM_WAIT_SECONDS = _int("CHECKOUT_CONFIRM_WAIT_SECONDS", 5, minimum=0)
+
+# --- Background jobs (SPEC §9) ----------------------------------------------------
+EXPIRE_RESERVATIONS_INTERVAL_SECONDS = _int("EXPIRE_RESERVATIONS_INTERVAL_SECONDS", 60, minimum=1)
+ABANDON_EXPIRED_CHECKOUTS_INTERVAL_SECONDS = _int(
+    "ABANDON_EXPIRED_CHECKOUTS_INTERVAL_SECONDS", 300, minimum=1
+)
+ABANDON_STALE_CHECKOUTS_INTERVAL_SECONDS = _int(
+    "ABANDON_STALE_CHECKOUTS_INTERVAL_SECONDS", 300, minimum=1
+)
+RELEASE_ORPHANED_RESERVATIONS_INTERVAL_SECONDS = _int(
+    "RELEASE_ORPHANED_RESERVATIONS_INTERVAL_SECONDS", 300, minimum=1
+)
+RECONCILE_PAYMENTS_INTERVAL_SECONDS = _int("RECONCILE_PAYMENTS_INTERVAL_SECONDS", 300, minimum=1)
+CLEANUP_BATCH_SIZE = _int("CLEANUP_BATCH_SIZE", 1000, minimum=1)
+CLEANUP_MAX_BATCHES_PER_RUN = _int("CLEANUP_MAX_BATCHES_PER_RUN", 50, minimum=1)
+
+# --- Celery -----------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = _int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_TASK_TIME_LIMIT = _int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Must exceed the longest task, or Redis redelivers a task that is still running.
+    "visibility_timeout": max(3600, CELERY_TASK_TIME_LIMIT * 2),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Observability ----------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "config.logging.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": LOG_LEVEL},
+    },
+}
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# Celery workers keep the LOGGING above (JSON lines with the request id) instead of
+# replacing the root logger's handlers with Celery's plain-text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Set (and emptied) by the launcher before gunicorn/Celery start; prometheus_client reads
+# it itself. When set, /metrics aggregates the per-process files of this directory.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# A Celery worker on its own host/container serves its metrics on this port from its main
+# process (0: off; on one host with web, web's /metrics already reads the shared directory).
+CELERY_WORKER_METRICS_PORT = _int("CELERY_WORKER_METRICS_PORT", 0)
+CELERY_WORKER_METRICS_ADDRESS = env.str("CELERY_WORKER_METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104
