@@ -1,0 +1,414 @@
+"""Staff views of the catalog, stock and reservations (SPEC §11).
+
+Stock numbers and reservation statuses are read-only here: they change only through
+``inventory.services``, which every action below calls (with the staff user as actor,
+so the reservation event log says who did it).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from checkout.cleanup import ALL_JOBS
+from config.exceptions import ApplicationError
+from inventory import services
+from inventory.models import (
+    Product,
+    ReleaseReason,
+    Reservation,
+    ReservationEvent,
+    ReservationStatus,
+    StockLevel,
+    Warehouse,
+)
+
+
+def staff_actor(request: HttpRequest) -> str:
+    """The actor recorded in the reservation event log for an admin action."""
+    return f"admin:{request.user.get_username()}"
+
+
+def admin_link(obj: object, label: object | None = None) -> str:
+    """A link to ``obj``'s change page (empty for ``None``)."""
+    if obj is None:
+        return "-"
+    meta = obj._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label if label is not None else obj)
+
+
+def cart_admin_link(cart_id: object | None) -> str:
+    """A link to a cart's change page by id (no query), labelled with its id's start."""
+    if cart_id is None:
+        return "-"
+    url = reverse("admin:carts_cart_change", args=[cart_id])
+    return format_html('<a href="{}">{}</a>', url, str(cart_id)[:8])
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows and never adds, changes or deletes them."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: viewable, never added, edited or deleted here.
+
+    Actions that call a service are marked ``permissions=["act"]``: they need the model's
+    ``change`` permission (the row itself is still never edited through a form)."""
+
+    def has_act_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+
+class LapsedFilter(admin.SimpleListFilter):
+    """Expiry: ``yes`` = expiry in the past, ``no`` = still running (rows without one are
+    in neither)."""
+
+    title = "expired (past expiry)"
+    parameter_name = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(expires_at__lte=timezone.now())
+        if self.value() == "no":
+            return queryset.filter(expires_at__gt=timezone.now())
+        return queryset
+
+
+# --- Catalog ------------------------------------------------------------------------
+
+
+class StockLevelInline(ReadOnlyInline):
+    model = StockLevel
+    fields = ("warehouse", "on_hand", "reserved", "available", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="available")
+    def available(self, obj: StockLevel) -> int:
+        return obj.available
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("warehouse")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "currency", "on_hand", "reserved", "available")
+    search_fields = ("sku", "name")
+    list_filter = ("currency",)
+    readonly_fields = ("id", "created_at", "updated_at")
+    inlines = [StockLevelInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                total_on_hand=Coalesce(Sum("stock_levels__on_hand"), 0),
+                total_reserved=Coalesce(Sum("stock_levels__reserved"), 0),
+            )
+            .annotate(total_available=F("total_on_hand") - F("total_reserved"))
+        )
+
+    @admin.display(description="on hand", ordering="total_on_hand")
+    def on_hand(self, obj: Product) -> int:
+        return obj.total_on_hand
+
+    @admin.display(description="reserved", ordering="total_reserved")
+    def reserved(self, obj: Product) -> int:
+        return obj.total_reserved
+
+    @admin.display(description="available", ordering="total_available")
+    def available(self, obj: Product) -> int:
+        return obj.total_available
+
+
+@admin.register(Warehouse)
+class WarehouseAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "is_default", "created_at")
+    list_filter = ("is_default",)
+    search_fields = ("code", "name")
+
+
+# --- Stock --------------------------------------------------------------------------
+
+
+class StockStatusFilter(admin.SimpleListFilter):
+    title = "stock status"
+    parameter_name = "stock_status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return (
+            ("in_stock", "In stock"),
+            ("low_stock", "Low stock"),
+            ("out_of_stock", "Out of stock"),
+        )
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The same bands as inventory.services.stock_status.
+        low = settings.LOW_STOCK_THRESHOLD
+        bands = {
+            "in_stock": Q(stock_available__gte=max(low, 1)),
+            "low_stock": Q(stock_available__gt=0, stock_available__lt=low),
+            "out_of_stock": Q(stock_available__lte=0),
+        }
+        if self.value() not in bands:
+            return queryset
+        return queryset.alias(stock_available=F("on_hand") - F("reserved")).filter(
+            bands[self.value()]
+        )
+
+
+class PendingReservationInline(ReadOnlyInline):
+    model = Reservation
+    fk_name = "stock_level"
+    verbose_name_plural = "pending reservations"
+    fields = ("id", "quantity", "expires_at", "extension_count", "cart", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(status=ReservationStatus.PENDING)
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(ReadOnlyAdmin):
+    """Stock numbers are read-only: ``on_hand`` is set through ``PUT
+    /api/v1/inventory/stock/`` (``inventory.services.set_stock``), ``reserved`` moves only
+    with reservations."""
+
+    list_display = ("sku", "product_name", "warehouse", "on_hand", "reserved", "available")
+    list_filter = ("warehouse", StockStatusFilter)
+    search_fields = ("product__sku", "product__name")
+    list_select_related = ("product", "warehouse")
+    fields = ("product", "warehouse", "on_hand", "reserved", "available", "updated_at")
+    readonly_fields = fields
+    inlines = [PendingReservationInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(available_now=F("on_hand") - F("reserved"))
+
+    @admin.display(description="sku", ordering="product__sku")
+    def sku(self, obj: StockLevel) -> str:
+        return obj.product.sku
+
+    @admin.display(description="product", ordering="product__name")
+    def product_name(self, obj: StockLevel) -> str:
+        return obj.product.name
+
+    @admin.display(description="available", ordering="available_now")
+    def available(self, obj: StockLevel) -> int:
+        return obj.available
+
+
+# --- Reservations -------------------------------------------------------------------
+
+
+class ReservationEventInline(ReadOnlyInline):
+    model = ReservationEvent
+    fields = ("at", "kind", "quantity", "expires_at", "actor", "reason", "request_id")
+    readonly_fields = fields
+    show_change_link = False
+
+
+def run_cleanup(*, actor: str) -> list[tuple[str, int, int]]:
+    """Runs every cleanup job once, as ``manage.py cleanup`` does (paid carts first, then
+    carts, then reservations), each in bounded batches. Returns ``(job, done, errors)``."""
+    results = []
+    for job in ALL_JOBS:
+        run = job.run(
+            batch_size=settings.CLEANUP_BATCH_SIZE,
+            max_batches=settings.CLEANUP_MAX_BATCHES_PER_RUN,
+            actor=actor,
+        )
+        results.append((job.name, run.done, run.errors))
+    return results
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    """Reservations are never edited; the actions below change them through the
+    reservation service so that stock numbers stay exact."""
+
+    list_display = (
+        "id",
+        "sku",
+        "warehouse",
+        "quantity",
+        "status",
+        "expires_at",
+        "lapsed",
+        "extension_count",
+        "cart_link",
+        "order_link",
+        "release_reason",
+        "created_at",
+    )
+    list_filter = (
+        "status",
+        LapsedFilter,
+        ("product", admin.RelatedOnlyFieldListFilter),
+        "warehouse",
+        "release_reason",
+    )
+    search_fields = ("product__sku", "cart__id", "order__number")
+    list_select_related = ("product", "warehouse", "order")
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "product",
+        "warehouse",
+        "stock_level",
+        "quantity",
+        "status",
+        "expires_at",
+        "extension_count",
+        "cart",
+        "order",
+        "order_item_link",
+        "release_reason",
+        "created_at",
+        "updated_at",
+        "confirmed_at",
+        "released_at",
+    )
+    readonly_fields = fields
+    inlines = [ReservationEventInline]
+    actions = ["release_selected", "expire_now", "run_cleanup_now"]
+
+    @admin.display(description="sku", ordering="product__sku")
+    def sku(self, obj: Reservation) -> str:
+        return obj.product.sku
+
+    @admin.display(description="lapsed", boolean=True)
+    def lapsed(self, obj: Reservation) -> bool:
+        return obj.expires_at <= timezone.now()
+
+    @admin.display(description="cart", ordering="cart_id")
+    def cart_link(self, obj: Reservation) -> str:
+        return cart_admin_link(obj.cart_id)
+
+    @admin.display(description="order", ordering="order__number")
+    def order_link(self, obj: Reservation) -> str:
+        return admin_link(obj.order, obj.order.number if obj.order else None)
+
+    @admin.display(description="order item")
+    def order_item_link(self, obj: Reservation) -> str:
+        item = getattr(obj, "order_item", None)
+        return admin_link(item.order, f"{item.order.number}: {item}") if item else "-"
+
+    @admin.action(
+        description="Release selected reservations (give their stock back)", permissions=["act"]
+    )
+    def release_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        by_status: dict[str, list[int]] = {}
+        for pk, status in queryset.values_list("id", "status"):
+            by_status.setdefault(status, []).append(pk)
+        pending = by_status.get(ReservationStatus.PENDING, [])
+        confirmed = by_status.get(ReservationStatus.CONFIRMED, [])
+        try:
+            result = services.release(
+                reservation_ids=pending, reason=ReleaseReason.STAFF, actor=staff_actor(request)
+            )
+        except ApplicationError as exc:  # e.g. confirmed by a checkout meanwhile
+            self.message_user(request, f"Nothing released: {exc.message}", messages.ERROR)
+            return
+        # Pending when selected, released now (one may have expired in between).
+        released = sum(1 for r in result if r.release_reason == ReleaseReason.STAFF)
+        self.message_user(request, f"Released {released} reservation(s).", messages.SUCCESS)
+        if confirmed:
+            self.message_user(
+                request,
+                f"Skipped {len(confirmed)} confirmed reservation(s): cancel their order to "
+                "restock them.",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Expire now (selected reservations past their expiry)", permissions=["act"]
+    )
+    def expire_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        result = services.expire(reservation_ids=ids, actor=staff_actor(request))
+        expired = sum(1 for r in result if r.status == ReservationStatus.EXPIRED)
+        still_pending = sum(1 for r in result if r.status == ReservationStatus.PENDING)
+        self.message_user(request, f"Expired {expired} reservation(s).", messages.SUCCESS)
+        if still_pending:
+            self.message_user(
+                request,
+                f"{still_pending} pending reservation(s) have not reached their expiry yet; "
+                "use “Release” to free them now.",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Run cleanup now (every cleanup job, whatever is selected)", permissions=["act"]
+    )
+    def run_cleanup_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        results = run_cleanup(actor=staff_actor(request))
+        text = "; ".join(f"{job}: {done}" for job, done, _ in results)
+        failed = [job for job, _, errors in results if errors]
+        self.message_user(request, f"Cleanup done — {text}.", messages.SUCCESS)
+        if failed:
+            self.message_user(
+                request,
+                f"Some items failed in {', '.join(failed)} (see the log); they are left for "
+                "the next run.",
+                messages.WARNING,
+            )
+
+
+@admin.register(ReservationEvent)
+class ReservationEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "at",
+        "reservation_link",
+        "kind",
+        "quantity",
+        "expires_at",
+        "actor",
+        "reason",
+        "request_id",
+    )
+    list_filter = ("kind", "at")
+    search_fields = ("=reservation__id", "reservation__product__sku", "actor", "request_id")
+    list_select_related = ("reservation",)
+    date_hierarchy = "at"
+
+    @admin.display(description="reservation", ordering="reservation_id")
+    def reservation_link(self, obj: ReservationEvent) -> str:
+        return admin_link(obj.reservation, f"#{obj.reservation_id}")

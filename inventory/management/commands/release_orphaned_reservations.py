@@ -1,0 +1,12 @@
+from config.jobcommands import JobCommand
+from inventory.cleanup import RELEASE_ORPHANED_RESERVATIONS
+
+
+class Command(JobCommand):
+    help = (
+        "Release pending reservations of carts that are not in checkout and have no order "
+        "(reason 'orphaned'; the release-orphaned-reservations beat job). Reservations "
+        "without a cart (internal API) and carts with a captured payment awaiting "
+        "reconciliation are left alone."
+    )
+    job = RELEASE_ORPHANED_RESERVATIONS

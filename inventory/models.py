@@ -1,0 +1,195 @@
+"""Catalog, warehouses, stock levels and reservations.
+
+Stock numbers (``StockLevel.on_hand`` / ``reserved``) and reservation statuses change
+only through ``inventory.services``; the database refuses any state that breaks
+``0 <= reserved <= on_hand``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+
+class Product(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    price = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} — {self.name}"
+
+
+class Warehouse(models.Model):
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=255)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="one_default_warehouse",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class StockLevel(models.Model):
+    """One product in one warehouse. ``available = on_hand - reserved``."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_levels")
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="stock_levels")
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "warehouse"], name="stock_level_unique"),
+            models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0), name="stock_reserved_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}@{self.warehouse_id}: {self.on_hand} on hand, {self.reserved} reserved"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class ReservationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CONFIRMED = "confirmed", "Confirmed"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class ReleaseReason(models.TextChoices):
+    CHECKOUT_CANCELLED = "checkout_cancelled", "Checkout cancelled"
+    ITEM_REMOVED = "item_removed", "Item removed from cart"
+    PAYMENT_FAILED = "payment_failed", "Payment failed"
+    ORDER_CANCELLED = "order_cancelled", "Order cancelled"
+    CHECKOUT_ABANDONED = "checkout_abandoned", "Checkout abandoned"
+    ORPHANED = "orphaned", "Orphaned"
+    OPS = "ops", "Released by operations"
+    STAFF = "staff", "Released by staff"
+    API = "api", "Released through the API"
+
+
+class Reservation(models.Model):
+    """Stock held for a cart (or an internal API client) until ``expires_at``.
+
+    While ``pending`` its quantity is counted in ``StockLevel.reserved``; ``confirmed``
+    moved it out of ``on_hand``; ``released``/``expired`` gave it back.
+    """
+
+    stock_level = models.ForeignKey(
+        StockLevel, on_delete=models.PROTECT, related_name="reservations"
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservations")
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="reservations")
+    quantity = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.PENDING
+    )
+    expires_at = models.DateTimeField()
+    extension_count = models.PositiveIntegerField(default=0)
+    cart = models.ForeignKey(
+        "carts.Cart", null=True, blank=True, on_delete=models.SET_NULL, related_name="reservations"
+    )
+    order = models.ForeignKey(
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reservations",
+    )
+    release_reason = models.CharField(
+        max_length=32, choices=ReleaseReason.choices, blank=True, default=""
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="reservation_status_expiry"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="pending"),
+                name="reservation_pending_expiry",
+            ),
+            models.Index(fields=["stock_level", "status"], name="reservation_stock_status"),
+            models.Index(fields=["cart", "status"], name="reservation_cart_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="reservation_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ReservationStatus]),
+                name="reservation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reservation {self.pk} ({self.status}, {self.quantity})"
+
+
+class ReservationEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    EXTENDED = "extended", "Extended"
+    CONFIRMED = "confirmed", "Confirmed"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+    RESTOCKED = "restocked", "Restocked"
+
+
+class ReservationEvent(models.Model):
+    """Append-only log of every reservation operation: who, when, why."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=ReservationEventKind.choices)
+    quantity = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    actor = models.CharField(max_length=128, blank=True, default="")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} reservation {self.reservation_id}"

@@ -1,0 +1,889 @@
+"""The reservation service: the only code that changes stock numbers.
+
+Invariants kept by every function here (SPEC §3), checked by ``manage.py check_inventory``:
+
+* ``0 <= reserved <= on_hand`` for every StockLevel (also a DB CHECK);
+* ``StockLevel.reserved`` == sum of ``quantity`` of its ``pending`` reservations;
+* confirm moves a quantity out of both ``on_hand`` and ``reserved``; release/expire give
+  ``reserved`` back; restock gives ``on_hand`` back.
+
+Locks (see ``inventory.locks``): every function runs in ``transaction.atomic()`` and locks
+the StockLevel rows it touches in ascending primary key order, then the Reservation rows
+in ascending primary key order, with one query whatever the number of lines. A caller
+that acts for a cart locks the Cart row before calling. Nothing here talks to the
+network, so a lock is never held across a payment call.
+
+Cost: each change is written by one statement (stock rows, reservation rows and the event
+log together), so an operation is two statements (lock; write) whether it covers 1 line
+or 50 (pinned in ``tests/inventory/test_query_counts.py``). The statements are plain SQL
+because this is the hottest path of a checkout; ``benchmarks/reservations.py`` measures
+it against hand-written SQL run by pgbench.
+
+Metrics: what a change counts (reservations made, extended, confirmed, released, expired)
+moves when its transaction commits, never on rollback. A refusal (insufficient stock, an
+extension refused) changes nothing, so it is counted when it is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from config import metrics
+from config.exceptions import ValidationFailed
+from config.logging import get_request_id
+from inventory import locks
+from inventory.errors import (
+    ExtensionLimitReached,
+    InsufficientStock,
+    InvalidExpiry,
+    ReservationNotActive,
+    ReservationNotFound,
+    StockBelowReserved,
+)
+from inventory.models import (
+    Product,
+    ReleaseReason,
+    Reservation,
+    ReservationEventKind,
+    ReservationStatus,
+    StockLevel,
+    Warehouse,
+)
+
+logger = logging.getLogger("inventory.reservations")
+check_logger = logging.getLogger("inventory.check")  # repairs of drift found by check_inventory
+
+
+@dataclass(frozen=True)
+class ReservationLine:
+    """One requested line: ``quantity`` of a product from a warehouse."""
+
+    product_id: UUID
+    warehouse_id: int
+    quantity: int
+
+
+def stock_status(available: int) -> str:
+    """``in_stock`` · ``low_stock`` (0 < available < LOW_STOCK_THRESHOLD) · ``out_of_stock``."""
+    if available <= 0:
+        return "out_of_stock"
+    if available < settings.LOW_STOCK_THRESHOLD:
+        return "low_stock"
+    return "in_stock"
+
+
+# --- SQL: one statement per change ---------------------------------------------------------
+
+_EVENT_COLUMNS = "(reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)"
+
+_RESERVE_SQL = f"""
+WITH stock AS (
+    UPDATE inventory_stocklevel s
+       SET reserved = s.reserved + line.quantity, updated_at = %(now)s
+      FROM unnest(%(stock_ids)s::bigint[], %(quantities)s::integer[])
+           AS line (stock_level_id, quantity)
+     WHERE s.id = line.stock_level_id
+), created AS (
+    INSERT INTO inventory_reservation
+           (stock_level_id, product_id, warehouse_id, quantity, status, expires_at,
+            extension_count, cart_id, release_reason, created_at, updated_at)
+    SELECT line.stock_level_id, line.product_id, line.warehouse_id, line.quantity,
+           'pending', %(expires_at)s, 0, %(cart_id)s::uuid, '', %(now)s, %(now)s
+      FROM unnest(%(stock_ids)s::bigint[], %(product_ids)s::uuid[],
+                  %(warehouse_ids)s::bigint[], %(quantities)s::integer[])
+           AS line (stock_level_id, product_id, warehouse_id, quantity)
+    RETURNING id, stock_level_id, quantity
+), events AS (
+    INSERT INTO inventory_reservationevent {_EVENT_COLUMNS}
+    SELECT id, 'created', quantity, %(expires_at)s, %(actor)s, '', %(request_id)s, %(now)s
+      FROM created
+)
+SELECT id, stock_level_id FROM created
+"""  # noqa: S608 -- constant text, values are parameters
+
+# Changes reservations the caller has locked (with their stock rows): the reservation
+# columns named by ``{assignments}`` (constant text below), the stock rows by
+# (on_hand, reserved) deltas, and one event per reservation.
+_CHANGE_SQL = """
+WITH changed AS (
+    UPDATE inventory_reservation
+       SET {assignments}, updated_at = %(now)s
+     WHERE id = ANY(%(ids)s::bigint[])
+), stock AS (
+    UPDATE inventory_stocklevel s
+       SET on_hand = s.on_hand + delta.on_hand, reserved = s.reserved + delta.reserved,
+           updated_at = %(now)s
+      FROM unnest(%(stock_ids)s::bigint[], %(on_hand)s::integer[], %(reserved)s::integer[])
+           AS delta (stock_level_id, on_hand, reserved)
+     WHERE s.id = delta.stock_level_id
+)
+INSERT INTO inventory_reservationevent
+       (reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)
+SELECT event.reservation_id, event.kind, event.quantity, event.expires_at,
+       %(actor)s, %(reason)s, %(request_id)s, %(now)s
+  FROM unnest(%(ids)s::bigint[], %(kinds)s::varchar[], %(quantities)s::integer[],
+              %(expires)s::timestamptz[])
+       AS event (reservation_id, kind, quantity, expires_at)
+"""
+_EXTEND_SQL = _CHANGE_SQL.format(
+    assignments="expires_at = %(expires_at)s, extension_count = extension_count + 1"
+)
+_CONFIRM_SQL = _CHANGE_SQL.format(
+    assignments="status = 'confirmed', confirmed_at = %(now)s, order_id = %(order_id)s::uuid"
+)
+_RELEASE_SQL = _CHANGE_SQL.format(
+    assignments="status = 'released', release_reason = %(reason)s, released_at = %(now)s"
+)
+_EXPIRE_SQL = _CHANGE_SQL.format(assignments="status = 'expired', released_at = %(now)s")
+
+# Expires the lapsed pending reservations of stock rows the caller has locked (at most
+# ``limit`` of them; NULL: all), gives their quantity back and logs them, in one statement.
+# ``ORDER BY id + 0`` is the same order (and lock order) as ``ORDER BY id``, but keeps
+# PostgreSQL from walking the whole primary key index past every ended reservation to
+# find the first ``limit`` pending ones; it finds them through the (stock_level, status)
+# or pending-expiry index and sorts them (docs/performance.md, "Cleanup").
+_EXPIRE_LAPSED_SQL = f"""
+WITH expired AS (
+    UPDATE inventory_reservation r
+       SET status = 'expired', released_at = %(now)s, updated_at = %(now)s
+      FROM (
+          SELECT id FROM inventory_reservation
+           WHERE stock_level_id = ANY(%(stock_ids)s::bigint[])
+             AND status = 'pending' AND expires_at <= %(now)s
+           ORDER BY id + 0
+           LIMIT %(limit)s
+             FOR UPDATE
+      ) due
+     WHERE r.id = due.id
+ RETURNING r.id, r.stock_level_id, r.quantity, r.expires_at, r.cart_id
+), stock AS (
+    UPDATE inventory_stocklevel s
+       SET reserved = s.reserved - freed.quantity, updated_at = %(now)s
+      FROM (SELECT stock_level_id, SUM(quantity) AS quantity
+              FROM expired GROUP BY stock_level_id) freed
+     WHERE s.id = freed.stock_level_id
+), events AS (
+    INSERT INTO inventory_reservationevent {_EVENT_COLUMNS}
+    SELECT id, 'expired', quantity, expires_at, %(actor)s, %(reason)s, %(request_id)s, %(now)s
+      FROM expired
+)
+SELECT id, stock_level_id, quantity, cart_id FROM expired ORDER BY id
+"""  # noqa: S608 -- constant text, values are parameters
+
+
+def _execute(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _request_id() -> str:
+    request_id = get_request_id()
+    return request_id if request_id != "-" else ""
+
+
+def _saved(reservation: Reservation) -> Reservation:
+    """Marks an instance built from a row this module wrote as loaded from the database."""
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
+    return reservation
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One reservation changed by an operation: its event and what its stock row gains."""
+
+    reservation: Reservation
+    kind: str
+    on_hand: int = 0
+    reserved: int = 0
+
+
+def _apply(sql: str, changes: Sequence[_Change], *, now: datetime, actor: str, **params) -> None:
+    """Writes ``changes`` (reservations, stock deltas, events) with one statement. The
+    caller holds the locks of the stock rows and reservations."""
+    deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for change in changes:
+        delta = deltas[change.reservation.stock_level_id]
+        delta[0] += change.on_hand
+        delta[1] += change.reserved
+    stock_ids = [
+        stock_id for stock_id, (on_hand, reserved) in deltas.items() if on_hand or reserved
+    ]
+    _execute(
+        sql,
+        {
+            "now": now,
+            "actor": actor[:128],
+            "reason": params.pop("reason", "")[:255],
+            "request_id": _request_id(),
+            "ids": [c.reservation.id for c in changes],
+            "kinds": [c.kind for c in changes],
+            "quantities": [c.reservation.quantity for c in changes],
+            "expires": [c.reservation.expires_at for c in changes],
+            "stock_ids": stock_ids,
+            "on_hand": [deltas[i][0] for i in stock_ids],
+            "reserved": [deltas[i][1] for i in stock_ids],
+            **params,
+        },
+    )
+
+
+def _on_commit_count(counter, amount: float = 1, **labels: str) -> None:
+    """Counts only what commits: a rolled-back change never moves a metric."""
+    if amount <= 0:
+        return
+    target = counter.labels(**labels) if labels else counter
+    transaction.on_commit(lambda: target.inc(amount))
+
+
+def _on_commit_observe_ttl(ttl: float, times: int) -> None:
+    def observe() -> None:
+        for _ in range(times):
+            metrics.stock_reservations_ttl_seconds.observe(ttl)
+
+    transaction.on_commit(observe)
+
+
+def _log(event: str, reservations: Sequence[Reservation], *, actor: str, **extra: object) -> None:
+    if not reservations:
+        return
+    cart_ids = sorted({str(r.cart_id) for r in reservations if r.cart_id})
+    order_ids = sorted({str(r.order_id) for r in reservations if r.order_id})
+    logger.info(
+        event,
+        extra={
+            "event": event,
+            "reservation_ids": [r.id for r in reservations],
+            "cart_id": cart_ids[0] if len(cart_ids) == 1 else cart_ids or None,
+            "order_id": order_ids[0] if len(order_ids) == 1 else order_ids or None,
+            "quantity": sum(r.quantity for r in reservations),
+            "actor": actor,
+            **extra,
+        },
+    )
+
+
+def _expire_lapsed(
+    stock_ids: Sequence[int], *, now: datetime, limit: int | None, actor: str, reason: str
+) -> list[tuple[int, int, int, UUID | None]]:
+    """Expires lapsed pending reservations of stock rows the caller has locked; returns
+    ``(id, stock_level_id, quantity, cart_id)`` of each, by id."""
+    expired = _execute(
+        _EXPIRE_LAPSED_SQL,
+        {
+            "now": now,
+            "limit": limit,
+            "stock_ids": list(stock_ids),
+            "actor": actor[:128],
+            "reason": reason,
+            "request_id": _request_id(),
+        },
+    )
+    if expired:
+        _on_commit_count(metrics.reservations_expired_total, len(expired))
+        cart_ids = sorted({str(row[3]) for row in expired if row[3]})
+        logger.info(
+            "reservation.expired",
+            extra={
+                "event": "reservation.expired",
+                "reservation_ids": [row[0] for row in expired],
+                "cart_id": cart_ids[0] if len(cart_ids) == 1 else cart_ids or None,
+                "count": len(expired),
+                "quantity": sum(row[2] for row in expired),
+                "actor": actor,
+                "reclaimed": bool(reason),
+            },
+        )
+    return expired
+
+
+def _reclaim_lapsed(rows: Iterable[StockLevel], *, actor: str) -> int:
+    """Expires the lapsed pending reservations of rows the caller has locked, so that an
+    expired reservation never blocks a shopper even if no sweeper ran. Adjusts the
+    in-memory rows and the database. Returns the number of reservations expired."""
+    by_id = {row.id: row for row in rows}
+    if not by_id:
+        return 0
+    now = timezone.now()
+    expired = _expire_lapsed(
+        list(by_id), now=now, limit=None, actor=actor, reason="reclaimed on demand"
+    )
+    for _id, stock_id, quantity, _cart in expired:
+        by_id[stock_id].reserved -= quantity
+        by_id[stock_id].updated_at = now
+    return len(expired)
+
+
+def _check_expiry(expires_at: datetime) -> None:
+    now = timezone.now()
+    if expires_at <= now:
+        raise InvalidExpiry("expires_at must be in the future")
+    if expires_at > now + timedelta(seconds=settings.RESERVATION_MAX_TTL_SECONDS):
+        raise InvalidExpiry(
+            f"expires_at must be at most {settings.RESERVATION_MAX_TTL_SECONDS} seconds ahead"
+        )
+
+
+# --- reserve ---------------------------------------------------------------------------------
+
+
+def reserve(
+    *,
+    lines: Sequence[ReservationLine],
+    ttl_seconds: int,
+    cart_id: UUID | None = None,
+    actor: str = "system",
+) -> list[Reservation]:
+    """Reserves every line or none (all-or-nothing); returns one pending reservation per
+    distinct product and warehouse, in the order of the lines, expiring ``ttl_seconds``
+    from now (``0 < ttl_seconds <= RESERVATION_MAX_TTL_SECONDS``, else
+    :class:`InvalidExpiry`).
+
+    Quantities of the same product and warehouse are summed before checking, so two lines
+    of one product never each pass against the same unreduced stock. If any line is
+    short, lapsed reservations of the locked rows are reclaimed first; if still short,
+    :class:`InsufficientStock` lists every short line with ``available`` and ``requested``
+    and nothing changes (the reclaim rolls back too).
+    Locks: StockLevel rows of all lines, ascending pk. Queries: two whatever the number of
+    lines (lock; write), one more to reclaim and up to two more to describe a shortage.
+    """
+    if not lines:
+        return []
+    if any(line.quantity <= 0 for line in lines):
+        raise ValueError("reservation quantities must be positive")
+    if ttl_seconds <= 0 or ttl_seconds > settings.RESERVATION_MAX_TTL_SECONDS:
+        raise InvalidExpiry(
+            f"TTL must be between 1 and {settings.RESERVATION_MAX_TTL_SECONDS} seconds"
+        )
+
+    wanted: dict[tuple[UUID, int], int] = defaultdict(int)
+    for line in lines:
+        wanted[(line.product_id, line.warehouse_id)] += line.quantity
+
+    try:
+        with transaction.atomic():
+            rows = locks.lock_stock_levels_for(wanted)
+            shortages = _shortages(wanted, rows)
+            if shortages:
+                _reclaim_lapsed(rows.values(), actor=actor)
+                shortages = _shortages(wanted, rows)
+            if shortages:
+                raise InsufficientStock(_shortage_items(shortages, wanted, rows))
+            reservations = _create(wanted, rows, ttl_seconds, cart_id=cart_id, actor=actor)
+    except InsufficientStock as error:
+        metrics.stock_reservations_total.labels(outcome="insufficient_stock").inc()
+        metrics.stock_out_of_stock_total.inc(len(error.items))
+        raise
+    except InvalidExpiry:
+        raise
+    except Exception:
+        # A database failure (lock timeout, lost connection): nothing was reserved.
+        metrics.stock_reservations_total.labels(outcome="error").inc()
+        raise
+    return reservations
+
+
+def _create(
+    wanted: dict[tuple[UUID, int], int],
+    rows: dict[tuple[UUID, int], StockLevel],
+    ttl_seconds: int,
+    *,
+    cart_id: UUID | None,
+    actor: str,
+) -> list[Reservation]:
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    stock_ids = [rows[key].id for key in wanted]
+    created = _execute(
+        _RESERVE_SQL,
+        {
+            "now": now,
+            "expires_at": expires_at,
+            "cart_id": cart_id,
+            "actor": actor[:128],
+            "request_id": _request_id(),
+            "stock_ids": stock_ids,
+            "product_ids": [key[0] for key in wanted],
+            "warehouse_ids": [key[1] for key in wanted],
+            "quantities": list(wanted.values()),
+        },
+    )
+    # One reservation per stock row, so the row id tells which line each new id is.
+    ids_by_stock = {stock_id: reservation_id for reservation_id, stock_id in created}
+    reservations = []
+    for key, quantity in wanted.items():
+        row = rows[key]
+        row.reserved += quantity
+        row.updated_at = now
+        reservations.append(
+            _saved(
+                Reservation(
+                    id=ids_by_stock[row.id],
+                    stock_level_id=row.id,
+                    product_id=key[0],
+                    warehouse_id=key[1],
+                    quantity=quantity,
+                    status=ReservationStatus.PENDING,
+                    expires_at=expires_at,
+                    extension_count=0,
+                    cart_id=cart_id,
+                    release_reason="",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        )
+    _on_commit_count(metrics.stock_reservations_total, outcome="success")
+    _on_commit_observe_ttl(float(ttl_seconds), len(reservations))
+    _log("reservation.created", reservations, actor=actor, expires_at=expires_at.isoformat())
+    return reservations
+
+
+def _shortages(
+    wanted: dict[tuple[UUID, int], int], rows: dict[tuple[UUID, int], StockLevel]
+) -> list[tuple[UUID, int]]:
+    return [
+        key
+        for key, quantity in wanted.items()
+        if key not in rows or rows[key].on_hand - rows[key].reserved < quantity
+    ]
+
+
+def _shortage_items(
+    shortages: list[tuple[UUID, int]],
+    wanted: dict[tuple[UUID, int], int],
+    rows: dict[tuple[UUID, int], StockLevel],
+) -> list[dict[str, object]]:
+    """The ``details.items`` of INSUFFICIENT_STOCK, in the order of the lines (two extra
+    queries for sku and warehouse code, only on this error path)."""
+    skus = dict(
+        Product.objects.filter(id__in={key[0] for key in shortages}).values_list("id", "sku")
+    )
+    codes = dict(
+        Warehouse.objects.filter(id__in={key[1] for key in shortages}).values_list("id", "code")
+    )
+    items = []
+    for key in shortages:
+        row = rows.get(key)
+        items.append(
+            {
+                "product_id": str(key[0]),
+                "sku": skus.get(key[0]),
+                "warehouse": codes.get(key[1]),
+                "available": max(row.on_hand - row.reserved, 0) if row else 0,
+                "requested": wanted[key],
+            }
+        )
+    return items
+
+
+# --- operations on existing reservations ------------------------------------------------
+
+
+def _load_for_update(reservation_ids: Iterable[int]) -> list[Reservation]:
+    """Locks the StockLevel rows of the given reservations, then the reservations, both in
+    ascending pk order (one query); raises :class:`ReservationNotFound` if any id does
+    not exist."""
+    ids = sorted(set(reservation_ids))
+    reservations = locks.lock_reservations_and_stock(ids)
+    if len(reservations) != len(ids):
+        found = {r.id for r in reservations}
+        raise ReservationNotFound(details={"reservation_ids": [i for i in ids if i not in found]})
+    return reservations
+
+
+def extend(
+    *,
+    reservation_ids: Sequence[int],
+    expires_at: datetime,
+    actor: str = "system",
+    max_extensions: int | None = None,
+) -> list[Reservation]:
+    """Moves the expiry of pending, unexpired reservations to ``expires_at``.
+
+    ``expires_at`` must lie in ``(now, now + RESERVATION_MAX_TTL_SECONDS]``
+    (:class:`InvalidExpiry`). With ``max_extensions`` a reservation already extended that
+    many times is refused with :class:`ExtensionLimitReached`. A reservation that is not
+    pending or has lapsed is refused with :class:`ReservationNotActive` (a lapsed one may
+    already have been reclaimed by another shopper's reserve). All or nothing.
+    Locks: stock rows, then reservations. Queries: two whatever the number of lines.
+    """
+    if not reservation_ids:
+        return []
+    _check_expiry(expires_at)
+    try:
+        with transaction.atomic():
+            reservations = _load_for_update(reservation_ids)
+            now = timezone.now()  # after the wait for the locks
+            inactive = [
+                r.id
+                for r in reservations
+                if r.status != ReservationStatus.PENDING or r.expires_at <= now
+            ]
+            if inactive:
+                raise ReservationNotActive(details={"reservation_ids": inactive})
+            if max_extensions is not None and any(
+                r.extension_count >= max_extensions for r in reservations
+            ):
+                raise ExtensionLimitReached(details={"max_extensions": max_extensions})
+            for r in reservations:
+                r.expires_at = expires_at
+                r.extension_count += 1
+                r.updated_at = now
+            _apply(
+                _EXTEND_SQL,
+                [_Change(r, ReservationEventKind.EXTENDED) for r in reservations],
+                now=now,
+                actor=actor,
+                expires_at=expires_at,
+            )
+            _on_commit_count(
+                metrics.stock_reservations_extended_total, len(reservations), outcome="success"
+            )
+            _on_commit_observe_ttl((expires_at - now).total_seconds(), len(reservations))
+            _log(
+                "reservation.extended",
+                reservations,
+                actor=actor,
+                expires_at=expires_at.isoformat(),
+            )
+    except ReservationNotActive:
+        # Counted per reservation, like successes, so the failure ratio is comparable.
+        metrics.stock_reservations_extended_total.labels(outcome="not_active").inc(
+            len(set(reservation_ids))
+        )
+        raise
+    except ExtensionLimitReached:
+        metrics.stock_reservations_extended_total.labels(outcome="limit_reached").inc(
+            len(set(reservation_ids))
+        )
+        raise
+    return reservations
+
+
+def confirm(
+    *, reservation_ids: Sequence[int], order_id: UUID, actor: str = "system"
+) -> list[Reservation]:
+    """Confirms pending reservations into an order: ``on_hand -= q; reserved -= q``.
+
+    Idempotent: a reservation already confirmed for the same order is left as it is.
+    Confirmed for another order, released or expired → :class:`ReservationNotActive`
+    (all or nothing). A pending reservation past its expiry that nobody reclaimed still
+    holds its stock, so it can be confirmed.
+    Locks: stock rows, then reservations. Queries: two whatever the number of lines.
+    """
+    if not reservation_ids:
+        return []
+    with transaction.atomic():
+        reservations = _load_for_update(reservation_ids)
+        now = timezone.now()  # after the wait for the locks
+        refused = [
+            r.id
+            for r in reservations
+            if not (
+                r.status == ReservationStatus.PENDING
+                or (r.status == ReservationStatus.CONFIRMED and r.order_id == order_id)
+            )
+        ]
+        if refused:
+            raise ReservationNotActive(
+                "The reservation is not pending", details={"reservation_ids": refused}
+            )
+        pending = [r for r in reservations if r.status == ReservationStatus.PENDING]
+        if pending:
+            for r in pending:
+                r.status = ReservationStatus.CONFIRMED
+                r.confirmed_at = now
+                r.order_id = order_id
+                r.updated_at = now
+            _apply(
+                _CONFIRM_SQL,
+                [
+                    _Change(r, ReservationEventKind.CONFIRMED, -r.quantity, -r.quantity)
+                    for r in pending
+                ],
+                now=now,
+                actor=actor,
+                order_id=order_id,
+            )
+            _on_commit_count(metrics.reservations_confirmed_total, len(pending))
+            _log("reservation.confirmed", pending, actor=actor)
+        return reservations
+
+
+def release(
+    *,
+    reservation_ids: Sequence[int],
+    reason: str = ReleaseReason.API,
+    actor: str = "system",
+) -> list[Reservation]:
+    """Releases pending reservations: ``reserved -= q``.
+
+    Idempotent: released or expired reservations are left as they are. A confirmed one
+    is refused with :class:`ReservationNotActive` (cancel the order to restock it).
+    Locks: stock rows, then reservations. Queries: two whatever the number of lines.
+    """
+    if not reservation_ids:
+        return []
+    with transaction.atomic():
+        reservations = _load_for_update(reservation_ids)
+        now = timezone.now()  # after the wait for the locks
+        confirmed = [r.id for r in reservations if r.status == ReservationStatus.CONFIRMED]
+        if confirmed:
+            raise ReservationNotActive(
+                "A confirmed reservation cannot be released",
+                details={"reservation_ids": confirmed},
+            )
+        ending = [r for r in reservations if r.status == ReservationStatus.PENDING]
+        if ending:
+            _end(ending, ReservationStatus.RELEASED, reason=reason, now=now)
+            _apply(
+                _RELEASE_SQL,
+                [_Change(r, ReservationEventKind.RELEASED, reserved=-r.quantity) for r in ending],
+                now=now,
+                actor=actor,
+                reason=reason,
+            )
+            _on_commit_count(metrics.reservations_released_total, len(ending), reason=reason)
+            _log("reservation.released", ending, actor=actor, reason=reason)
+        return reservations
+
+
+def expire(*, reservation_ids: Sequence[int], actor: str = "system") -> list[Reservation]:
+    """Expires those of the given reservations that are pending and past their expiry;
+    others are left as they are. Locks: stock rows, then reservations. Queries: two
+    whatever the number of lines."""
+    if not reservation_ids:
+        return []
+    with transaction.atomic():
+        reservations = _load_for_update(reservation_ids)
+        now = timezone.now()  # after the wait for the locks
+        ending = [
+            r for r in reservations if r.status == ReservationStatus.PENDING and r.expires_at <= now
+        ]
+        if ending:
+            _end(ending, ReservationStatus.EXPIRED, reason="", now=now)
+            _apply(
+                _EXPIRE_SQL,
+                [_Change(r, ReservationEventKind.EXPIRED, reserved=-r.quantity) for r in ending],
+                now=now,
+                actor=actor,
+            )
+            _on_commit_count(metrics.reservations_expired_total, len(ending))
+            _log("reservation.expired", ending, actor=actor)
+        return reservations
+
+
+def _end(reservations: Sequence[Reservation], status: str, *, reason: str, now: datetime) -> None:
+    for r in reservations:
+        r.status = status
+        r.release_reason = reason
+        r.released_at = now
+        r.updated_at = now
+
+
+def restock(
+    *,
+    reservation_ids: Sequence[int],
+    reason: str = ReleaseReason.ORDER_CANCELLED,
+    actor: str = "system",
+) -> list[Reservation]:
+    """Gives the stock of confirmed reservations back (``on_hand += q``) when their order
+    is cancelled; the reservation becomes ``released`` (event ``restocked``). Pending ones
+    are released (``reserved -= q``, event ``released``) in the same statement.
+    Idempotent: released or expired reservations are left as they are.
+    Locks: stock rows, then reservations. Queries: two whatever the number of lines."""
+    if not reservation_ids:
+        return []
+    with transaction.atomic():
+        reservations = _load_for_update(reservation_ids)
+        now = timezone.now()  # after the wait for the locks
+        confirmed = [r for r in reservations if r.status == ReservationStatus.CONFIRMED]
+        pending = [r for r in reservations if r.status == ReservationStatus.PENDING]
+        if confirmed or pending:
+            changes = [
+                _Change(r, ReservationEventKind.RESTOCKED, on_hand=r.quantity) for r in confirmed
+            ] + [_Change(r, ReservationEventKind.RELEASED, reserved=-r.quantity) for r in pending]
+            _end(confirmed + pending, ReservationStatus.RELEASED, reason=reason, now=now)
+            _apply(_RELEASE_SQL, changes, now=now, actor=actor, reason=reason)
+            _on_commit_count(
+                metrics.reservations_released_total, len(confirmed) + len(pending), reason=reason
+            )
+            _log("reservation.restocked", confirmed, actor=actor, reason=reason)
+            _log("reservation.released", pending, actor=actor, reason=reason)
+        return reservations
+
+
+def set_stock(
+    *, product: Product, warehouse: Warehouse, on_hand: int, actor: str = "system"
+) -> StockLevel:
+    """Sets ``on_hand`` of a product in a warehouse (creating the row if needed).
+
+    If ``on_hand`` would fall below what is reserved, lapsed reservations of the row are
+    reclaimed first; if it still would, :class:`StockBelowReserved` and nothing changes.
+    Locks: the stock row.
+    """
+    if on_hand < 0:
+        raise ValueError("on_hand must not be negative")
+    with transaction.atomic():
+        StockLevel.objects.bulk_create(
+            [StockLevel(product=product, warehouse=warehouse, on_hand=0, reserved=0)],
+            ignore_conflicts=True,
+        )
+        row = locks.lock_stock_levels_for([(product.id, warehouse.id)])[(product.id, warehouse.id)]
+        if on_hand < row.reserved:
+            _reclaim_lapsed([row], actor=actor)
+        if on_hand < row.reserved:
+            raise StockBelowReserved(
+                details={"on_hand": on_hand, "reserved": row.reserved, "sku": product.sku}
+            )
+        before = row.on_hand
+        row.on_hand = on_hand
+        row.save(update_fields=["on_hand", "updated_at"])
+        row.product, row.warehouse = product, warehouse
+        logger.info(
+            "stock.set",
+            extra={
+                "event": "stock.set",
+                "sku": product.sku,
+                "warehouse": warehouse.code,
+                "on_hand_before": before,
+                "on_hand": on_hand,
+                "reserved": row.reserved,
+                "actor": actor,
+            },
+        )
+        return row
+
+
+def expire_due(*, batch_size: int, actor: str = "sweeper") -> int:
+    """Expires one batch (at most ``batch_size``) of lapsed pending reservations and gives
+    their stock back; returns how many it expired. Callers loop until it returns 0.
+
+    Safe on many workers at once: it takes the stock rows with lapsed reservations with
+    ``FOR UPDATE SKIP LOCKED``, so two sweepers work on different rows and never wait for
+    a shopper (a shopper holding a row reclaims its lapsed reservations itself); 0 means
+    nothing lapsed is left that another transaction is not already holding. Locks: stock
+    rows (ascending pk, skipping locked ones), then their reservations. Two statements per
+    batch whatever its size.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        while True:
+            stock_ids = locks.lock_stock_levels_with_lapsed(now=now, limit=batch_size)
+            if not stock_ids:
+                return 0
+            expired = _expire_lapsed(stock_ids, now=now, limit=batch_size, actor=actor, reason="")
+            if expired:
+                return len(expired)
+            # Another sweeper expired those rows' reservations between our snapshot and our
+            # lock; the next statement's snapshot no longer picks them.
+
+
+# --- catalog and repair -----------------------------------------------------------------
+
+DUPLICATE_SKU = "A product with this sku already exists."
+DUPLICATE_WAREHOUSE = "A warehouse with this code already exists."
+
+
+def product_create(*, sku: str, name: str, price: Decimal, currency: str) -> Product:
+    """Creates a product (no stock yet: ``available`` is 0). A sku taken meanwhile by a
+    concurrent request is reported like any duplicate sku."""
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(sku=sku, name=name, price=price, currency=currency)
+    except IntegrityError:
+        if Product.objects.filter(sku=sku).exists():
+            raise ValidationFailed({"sku": [DUPLICATE_SKU]}) from None
+        raise
+    product.available = 0
+    return product
+
+
+def warehouse_create(*, code: str, name: str, is_default: bool) -> Warehouse:
+    """Creates a warehouse; with ``is_default`` the previous default loses the flag in
+    the same transaction, so exactly one default exists at every commit. Two concurrent
+    new defaults collide on the one-default unique index; the loser retries and wins
+    after the other committed (last one wins)."""
+    attempts = 5  # each failed attempt means another request's default committed
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                if is_default:
+                    Warehouse.objects.filter(is_default=True).update(is_default=False)
+                return Warehouse.objects.create(code=code, name=name, is_default=is_default)
+        except IntegrityError:
+            if Warehouse.objects.filter(code=code).exists():
+                raise ValidationFailed({"code": [DUPLICATE_WAREHOUSE]}) from None
+            if not is_default or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Repair:
+    stock_id: int
+    before: int
+    after: int | None  # None: resetting the counter cannot make the row right
+
+
+def repair_reserved(*, stock_ids: Sequence[int], actor: str) -> list[Repair]:
+    """Resets ``reserved`` of the given stock rows to the sum of their pending
+    reservations; one :class:`Repair` per row found (``after == before`` when the row
+    needed nothing). Takes the rows' locks (ascending pk, via ``inventory.locks``), so
+    no reservation of them changes meanwhile: every stock change locks its rows first.
+    A row whose pending reservations do not fit in ``on_hand`` is left as it is
+    (``after`` is None): which number is wrong needs a person."""
+    repairs: list[Repair] = []
+    with transaction.atomic():
+        rows = locks.lock_stock_levels(stock_ids)
+        pending = dict(
+            Reservation.objects.filter(
+                stock_level_id__in=list(rows), status=ReservationStatus.PENDING
+            )
+            .order_by()
+            .values("stock_level_id")
+            .annotate(total=Sum("quantity"))
+            .values_list("stock_level_id", "total")
+        )
+        changed: list[StockLevel] = []
+        now = timezone.now()
+        for row in rows.values():
+            want = pending.get(row.id, 0)
+            if not 0 <= want <= row.on_hand:
+                repairs.append(Repair(stock_id=row.id, before=row.reserved, after=None))
+                continue
+            repairs.append(Repair(stock_id=row.id, before=row.reserved, after=want))
+            if want == row.reserved:
+                continue
+            check_logger.warning(
+                "stock.reserved_repaired",
+                extra={
+                    "event": "stock.reserved_repaired",
+                    "stock_id": row.id,
+                    "sku": row.product.sku,
+                    "warehouse": row.warehouse.code,
+                    "reserved_before": row.reserved,
+                    "reserved": want,
+                    "on_hand": row.on_hand,
+                    "actor": actor,
+                },
+            )
+            row.reserved = want
+            row.updated_at = now
+            changed.append(row)
+        StockLevel.objects.bulk_update(changed, ["reserved", "updated_at"])
+    return repairs
