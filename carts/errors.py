@@ -1,0 +1,25 @@
+"""Cart errors, each with its API.md code."""
+
+from config.exceptions import ApplicationError
+
+
+class CartNotFound(ApplicationError):
+    code = "CART_NOT_FOUND"
+    status_code = 404
+    message = "Cart not found"
+
+
+class CartEmpty(ApplicationError):
+    code = "CART_EMPTY"
+    status_code = 400
+    message = "The cart has no items"
+
+
+class InvalidCartStatus(ApplicationError):
+    code = "INVALID_CART_STATUS"
+    status_code = 409
+    message = "The cart's status does not allow this"
+
+    def __init__(self, status: str, message: str | None = None):
+        super().__init__(message, details={"status": status})
+        self.status = status

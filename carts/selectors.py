@@ -1,0 +1,109 @@
+"""Reads of carts (no writes, no locks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from carts.errors import CartNotFound
+from carts.models import Cart, CartItem
+from inventory.models import Reservation, ReservationStatus, StockLevel
+from inventory.services import stock_status
+
+
+def cart_items_queryset() -> QuerySet[CartItem]:
+    return CartItem.objects.select_related("product", "warehouse").order_by("id")
+
+
+def carts_with_items() -> QuerySet[Cart]:
+    """Carts with their lines, products and warehouses loaded in one extra query."""
+    return Cart.objects.prefetch_related(Prefetch("items", queryset=cart_items_queryset()))
+
+
+def cart_with_items(*, cart_id: UUID) -> Cart:
+    """The cart with its lines loaded (two queries), ready for ``CartOutputSerializer``."""
+    cart = carts_with_items().filter(id=cart_id).first()
+    if cart is None:
+        raise CartNotFound()
+    return cart
+
+
+@dataclass(frozen=True)
+class LineStock:
+    """Stock of one cart line as this cart sees it.
+
+    ``available`` is what this cart could hold for the line: the stock row's free
+    quantity plus what this cart already holds in pending reservations plus what other
+    holders hold in reservations that have lapsed (a reserve reclaims those on demand).
+    ``reserved`` is what this cart holds for the line now.
+    """
+
+    item: CartItem
+    requested: int
+    available: int
+    reserved: int
+
+    @property
+    def status(self) -> str:
+        if self.available <= 0:
+            return "out_of_stock"
+        if self.available < self.requested:
+            return "insufficient"
+        return stock_status(self.available)
+
+    @property
+    def ok(self) -> bool:
+        return self.available >= self.requested
+
+    @property
+    def available_after(self) -> int:
+        """What would be left for others once this cart holds the whole line."""
+        return max(self.available - self.requested, 0)
+
+
+def cart_line_stock(*, cart: Cart) -> list[LineStock]:
+    """Stock of every line of ``cart`` (whose items are loaded, see ``cart_with_items``).
+    Two queries whatever the number of lines."""
+    items = list(cart.items.all())
+    if not items:
+        return []
+    now = timezone.now()
+    pairs = Q()
+    for item in items:
+        pairs |= Q(product_id=item.product_id, warehouse_id=item.warehouse_id)
+    rows = {
+        (row.product_id, row.warehouse_id): row
+        for row in StockLevel.objects.filter(pairs).only(
+            "id", "product_id", "warehouse_id", "on_hand", "reserved"
+        )
+    }
+    held = Reservation.objects.filter(
+        stock_level_id__in=[row.id for row in rows.values()],
+        status=ReservationStatus.PENDING,
+    ).filter(Q(cart_id=cart.id) | Q(expires_at__lte=now))
+    own: dict[tuple[UUID, int], int] = {}
+    counts_as_free: dict[tuple[UUID, int], int] = {}
+    for product_id, warehouse_id, cart_id, expires_at, quantity in held.values_list(
+        "product_id", "warehouse_id", "cart_id", "expires_at", "quantity"
+    ):
+        key = (product_id, warehouse_id)
+        counts_as_free[key] = counts_as_free.get(key, 0) + quantity
+        if cart_id == cart.id and expires_at > now:
+            own[key] = own.get(key, 0) + quantity
+    lines = []
+    for item in items:
+        key = (item.product_id, item.warehouse_id)
+        row = rows.get(key)
+        free = (row.on_hand - row.reserved + counts_as_free.get(key, 0)) if row else 0
+        lines.append(
+            LineStock(
+                item=item,
+                requested=item.quantity,
+                available=max(free, 0),
+                reserved=own.get(key, 0),
+            )
+        )
+    return lines

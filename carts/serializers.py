@@ -1,0 +1,81 @@
+"""Output shapes of a cart (API.md "Carts"), shared by the cart, checkout, confirm and
+storefront code. Money is rendered as strings with two decimals ("12.50").
+
+The serializers read only what is already loaded: pass a cart fetched with
+``carts.selectors.cart_with_items`` (items with their product and warehouse prefetched),
+so serialising costs no query whatever the number of lines.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from carts.models import Cart, CartItem
+
+CENTS = Decimal("0.01")
+# Money is a decimal string such as "12.50" (API.md), described as such in the schema.
+MONEY = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+def line_total(item: CartItem) -> Decimal:
+    return (item.product.price * item.quantity).quantize(CENTS)
+
+
+def cart_subtotal(cart: Cart) -> Decimal:
+    return sum((line_total(item) for item in cart.items.all()), Decimal("0.00")).quantize(CENTS)
+
+
+class CartItemOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "CartItem"
+
+    id = serializers.IntegerField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField(source="product.sku")
+    name = serializers.CharField(source="product.name")
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(source="product.price", max_digits=12, decimal_places=2)
+    line_total = serializers.SerializerMethodField()
+    warehouse = serializers.CharField(source="warehouse.code")
+
+    @extend_schema_field(MONEY)
+    def get_line_total(self, item: CartItem) -> str:
+        return f"{line_total(item):.2f}"
+
+
+class CartOutputSerializer(serializers.Serializer):
+    """cart = {id, status, currency, items, subtotal, expires_at, created_at, updated_at}."""
+
+    class Meta:
+        ref_name = "Cart"
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    items = CartItemOutputSerializer(many=True, source="items.all")
+    subtotal = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(MONEY)
+    def get_subtotal(self, cart: Cart) -> str:
+        return f"{cart_subtotal(cart):.2f}"
+
+
+class CartCreatedOutputSerializer(CartOutputSerializer):
+    """The answer of ``POST carts/``: the cart plus its secret ``token``, shown only here.
+    Pass the token in the serializer context: ``context={"token": token}``."""
+
+    class Meta:
+        ref_name = "CartCreated"
+
+    token = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_token(self, cart: Cart) -> str:
+        return self.context["token"]

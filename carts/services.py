@@ -1,0 +1,197 @@
+"""Writes of carts: create a cart and edit its lines.
+
+Lines can be edited only while the cart is ``active`` or ``abandoned`` (a shopper coming
+back to an abandoned cart makes it ``active`` again). During checkout the only edit is
+removing a line, which also releases that line's reservation. Every change locks the
+Cart row first (``carts.locks.lock_cart``); stock changes go through
+``inventory.services``, which then locks stock rows.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pycountry
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from carts import transitions
+from carts.errors import InvalidCartStatus
+from carts.locks import lock_cart
+from carts.models import Cart, CartItem, CartStatus
+from carts.tokens import hash_token, new_token
+from config.exceptions import NotFound, ValidationFailed
+from inventory import services as inventory
+from inventory.errors import ProductNotFound, WarehouseNotFound
+from inventory.models import Product, ReleaseReason, Reservation, ReservationStatus, Warehouse
+
+MAX_LINE_QUANTITY = 1000
+EDITABLE_STATUSES = frozenset({CartStatus.ACTIVE, CartStatus.ABANDONED})
+
+
+def is_currency(code: str) -> bool:
+    return len(code) == 3 and code.isupper() and pycountry.currencies.get(alpha_3=code) is not None
+
+
+def create_cart(
+    *, currency: str | None = None, customer: AbstractBaseUser | None = None
+) -> tuple[Cart, str]:
+    """Creates an empty ``active`` cart and returns it with its secret token (only the
+    token's hash is stored). A logged-in customer owns the cart."""
+    token = new_token()
+    cart = Cart(token_hash=hash_token(token), customer=customer)
+    if currency:
+        if not is_currency(currency):
+            raise ValidationFailed({"currency": ["Not an ISO 4217 currency code."]})
+        cart.currency = currency
+    cart.save()
+    return cart, token
+
+
+def _require_editable(cart: Cart) -> None:
+    if cart.status not in EDITABLE_STATUSES:
+        raise InvalidCartStatus(
+            cart.status, f"Items cannot be changed while the cart is '{cart.status}'"
+        )
+
+
+def _reopen(cart: Cart, *, actor: str) -> None:
+    """An edit of an abandoned cart brings it back to ``active``; the edit touches the
+    cart's ``updated_at`` either way."""
+    if cart.status == CartStatus.ABANDONED:
+        fields = transitions.transition_cart(cart, CartStatus.ACTIVE, actor=actor, reason="edited")
+        cart.save(update_fields=fields)
+    else:
+        cart.save(update_fields=["updated_at"])
+
+
+def _check_quantity(quantity: int) -> None:
+    if not 1 <= quantity <= MAX_LINE_QUANTITY:
+        raise ValidationFailed(
+            {"quantity": [f"The quantity of a line must be between 1 and {MAX_LINE_QUANTITY}."]}
+        )
+
+
+def _warehouse(code: str | None) -> Warehouse:
+    qs = Warehouse.objects.filter(code=code) if code else Warehouse.objects.filter(is_default=True)
+    warehouse = qs.first()
+    if warehouse is None:
+        raise WarehouseNotFound(details={"warehouse": code} if code else {})
+    return warehouse
+
+
+def add_item(
+    *, cart_id: UUID, sku: str, quantity: int, warehouse: str | None = None, actor: str
+) -> CartItem:
+    """Adds ``quantity`` of the product ``sku`` to the cart; the same product again adds
+    to its line (one line per product). The line's quantity stays within 1..1000 and the
+    product's currency must be the cart's. Locks: the cart."""
+    _check_quantity(quantity)
+    with transaction.atomic():
+        cart = lock_cart(cart_id)
+        _require_editable(cart)
+        product = Product.objects.filter(sku=sku).first()
+        if product is None:
+            raise ProductNotFound(details={"sku": sku})
+        if product.currency != cart.currency:
+            raise ValidationFailed(
+                {
+                    "sku": [
+                        f"The product is priced in {product.currency}; "
+                        f"the cart is in {cart.currency}."
+                    ]
+                }
+            )
+        item = (
+            CartItem.objects.select_related("warehouse")
+            .filter(cart_id=cart.id, product_id=product.id)
+            .first()
+        )
+        if item is None:
+            item = CartItem(
+                cart=cart, product=product, warehouse=_warehouse(warehouse), quantity=quantity
+            )
+            item.save()
+        else:
+            if warehouse and warehouse != item.warehouse.code:
+                raise ValidationFailed(
+                    {
+                        "warehouse": [
+                            f"The product is already in the cart from warehouse "
+                            f"'{item.warehouse.code}'."
+                        ]
+                    }
+                )
+            if item.quantity + quantity > MAX_LINE_QUANTITY:
+                raise ValidationFailed(
+                    {
+                        "quantity": [
+                            f"The line would hold {item.quantity + quantity}; "
+                            f"at most {MAX_LINE_QUANTITY} are allowed."
+                        ]
+                    }
+                )
+            item.quantity += quantity
+            item.save(update_fields=["quantity", "updated_at"])
+        _reopen(cart, actor=actor)
+        return item
+
+
+def _cart_item(cart: Cart, item_id: int) -> CartItem:
+    item = CartItem.objects.filter(cart_id=cart.id, id=item_id).first()
+    if item is None:
+        raise NotFound("Cart item not found", details={"item_id": item_id})
+    return item
+
+
+def update_item(*, cart_id: UUID, item_id: int, quantity: int, actor: str) -> CartItem:
+    """Sets the quantity of a line (1..1000), only while the cart is ``active`` or
+    ``abandoned``. Locks: the cart."""
+    _check_quantity(quantity)
+    with transaction.atomic():
+        cart = lock_cart(cart_id)
+        _require_editable(cart)
+        item = _cart_item(cart, item_id)
+        if item.quantity != quantity:
+            item.quantity = quantity
+            item.save(update_fields=["quantity", "updated_at"])
+        _reopen(cart, actor=actor)
+        return item
+
+
+def remove_item(*, cart_id: UUID, item_id: int, actor: str) -> Cart:
+    """Removes a line. In ``checkout`` it also releases that line's pending reservation
+    (reason ``item_removed``) and the checkout goes on with the other lines; removing the
+    last line ends the checkout and the cart goes back to ``active`` (an empty cart has
+    nothing to check out). Refused on a ``completed`` cart.
+    Locks: the cart, then (through the reservation service) the line's stock row."""
+    with transaction.atomic():
+        cart = lock_cart(cart_id)
+        if cart.status == CartStatus.COMPLETED:
+            raise InvalidCartStatus(cart.status, "Items of a completed cart cannot be changed")
+        item = _cart_item(cart, item_id)
+        if cart.status == CartStatus.CHECKOUT:
+            from checkout.services import refuse_while_paying  # checkout builds on carts
+
+            refuse_while_paying(cart)
+            held = list(
+                Reservation.objects.filter(
+                    cart_id=cart.id,
+                    product_id=item.product_id,
+                    warehouse_id=item.warehouse_id,
+                    status=ReservationStatus.PENDING,
+                ).values_list("id", flat=True)
+            )
+            inventory.release(reservation_ids=held, reason=ReleaseReason.ITEM_REMOVED, actor=actor)
+        item.delete()
+        if (
+            cart.status == CartStatus.CHECKOUT
+            and not CartItem.objects.filter(cart_id=cart.id).exists()
+        ):
+            fields = transitions.transition_cart(
+                cart, CartStatus.ACTIVE, actor=actor, reason="emptied"
+            )
+            cart.save(update_fields=fields)
+        else:
+            _reopen(cart, actor=actor)
+        return cart

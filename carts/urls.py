@@ -1,0 +1,19 @@
+from django.urls import path
+
+from carts import api
+
+urlpatterns = [
+    path("carts/", api.CartCreateApi.as_view(), name="cart-create"),
+    path("carts/<uuid:cart_id>/", api.CartDetailApi.as_view(), name="cart-detail"),
+    path("carts/<uuid:cart_id>/items/", api.CartItemAddApi.as_view(), name="cart-item-add"),
+    path(
+        "carts/<uuid:cart_id>/items/<int:item_id>/",
+        api.CartItemApi.as_view(),
+        name="cart-item",
+    ),
+    path(
+        "carts/<uuid:cart_id>/validate-stock/",
+        api.CartValidateStockApi.as_view(),
+        name="cart-validate-stock",
+    ),
+]
