@@ -1,0 +1,104 @@
+"""Reads of the checkout: the state a shopper resumes from (API.md "Checkout")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+
+from carts.models import Cart
+from carts.selectors import LineStock, cart_line_stock, cart_with_items
+from inventory.models import Reservation, ReservationStatus
+
+
+@dataclass(frozen=True)
+class CheckoutState:
+    """Everything the checkout state answer shows; built from the cart (the quote), its
+    pending reservations and the current stock of its lines."""
+
+    cart: Cart
+    reservations: list[Reservation]
+    warnings: list[dict[str, Any]]
+
+    @property
+    def cart_id(self) -> UUID:
+        return self.cart.id
+
+    @property
+    def status(self) -> str:
+        return self.cart.status
+
+    @property
+    def current_step(self) -> int:
+        return self.cart.current_step
+
+    @property
+    def shipping_address(self) -> dict[str, Any] | None:
+        return self.cart.shipping_address
+
+    @property
+    def billing_address(self) -> dict[str, Any] | None:
+        return self.cart.billing_address
+
+    @property
+    def payment_method(self) -> str:
+        return self.cart.payment_method
+
+    @property
+    def shipping_method_id(self) -> str:
+        return self.cart.shipping_method_id
+
+    @property
+    def reservation_ids(self) -> list[int]:
+        return [r.id for r in self.reservations]
+
+    @property
+    def reservation_map(self) -> dict[str, int]:
+        return {str(r.product_id): r.id for r in self.reservations}
+
+    @property
+    def reservation_expires_at(self) -> datetime | None:
+        return min((r.expires_at for r in self.reservations), default=None)
+
+    @property
+    def checkout_started_at(self) -> datetime | None:
+        return self.cart.checkout_started_at
+
+    @property
+    def extensions_used(self) -> int:
+        return self.cart.extensions_used
+
+    @property
+    def extensions_left(self) -> int:
+        return max(settings.CHECKOUT_MAX_EXTENSIONS - self.cart.extensions_used, 0)
+
+
+def pending_reservations(*, cart_id: UUID) -> list[Reservation]:
+    """The cart's pending reservations, oldest first (one query)."""
+    return list(
+        Reservation.objects.filter(cart_id=cart_id, status=ReservationStatus.PENDING).order_by("id")
+    )
+
+
+def low_stock_warnings(lines: list[LineStock]) -> list[dict[str, Any]]:
+    """``LOW_STOCK`` for every line whose stock left for others, once this cart holds
+    the whole line, is below ``LOW_STOCK_THRESHOLD``."""
+    return [
+        {"code": "LOW_STOCK", "sku": line.item.product.sku, "available": line.available_after}
+        for line in lines
+        if line.available_after < settings.LOW_STOCK_THRESHOLD
+    ]
+
+
+def checkout_state(*, cart_id: UUID) -> CheckoutState:
+    """The checkout state of a cart; a constant number of queries (five) whatever the
+    number of lines."""
+    cart = cart_with_items(cart_id=cart_id)
+    return CheckoutState(
+        cart=cart,
+        reservations=pending_reservations(cart_id=cart.id),
+        warnings=low_stock_warnings(cart_line_stock(cart=cart)),
+    )

@@ -1,0 +1,76 @@
+"""Reads of orders (no writes, no locks)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch, QuerySet
+
+from carts.tokens import token_matches
+from checkout.models import Payment
+from orders.errors import OrderNotFound
+from orders.models import Order, OrderItem
+
+
+def orders_for_output() -> QuerySet[Order]:
+    """Orders with what the order answer shows loaded: the cart (for its token), items
+    with their warehouse, and payments — three queries for any number of orders/lines."""
+    return Order.objects.select_related("cart").prefetch_related(
+        Prefetch("items", queryset=OrderItem.objects.select_related("warehouse").order_by("id")),
+        Prefetch("payments", queryset=Payment.objects.order_by("-created_at")),
+    )
+
+
+def order_get(*, order_id: UUID | str) -> Order:
+    """The order ready for ``OrderOutputSerializer``; :class:`OrderNotFound` if none
+    (also for a malformed id)."""
+    try:
+        order_uuid = order_id if isinstance(order_id, UUID) else UUID(str(order_id))
+    except ValueError:
+        raise OrderNotFound() from None
+    order = orders_for_output().filter(id=order_uuid).first()
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+def order_get_for_viewer(
+    *,
+    order_id: UUID | str,
+    cart_token: str | None,
+    user: AbstractBaseUser | AnonymousUser | None,
+    allow_staff: bool = True,
+) -> Order:
+    """The order if the viewer may see it: the holder of its cart's token, the customer
+    who owns it, or staff. Anyone else gets :class:`OrderNotFound`, exactly as for an
+    order that does not exist."""
+    order = order_get(order_id=order_id)
+    if not may_view_order(order=order, cart_token=cart_token, user=user, allow_staff=allow_staff):
+        raise OrderNotFound()
+    return order
+
+
+def may_view_order(
+    *,
+    order: Order,
+    cart_token: str | None,
+    user: AbstractBaseUser | AnonymousUser | None,
+    allow_staff: bool = True,
+) -> bool:
+    if user is not None and user.is_authenticated:
+        if allow_staff and user.is_staff:
+            return True
+        if order.customer_id is not None and order.customer_id == user.pk:
+            return True
+    return token_matches(cart_token, order.cart.token_hash)
+
+
+def order_list(*, status: str | None = None, number: str | None = None) -> QuerySet[Order]:
+    """Orders for staff, newest first, optionally by status and (exact) number."""
+    qs = orders_for_output().order_by("-created_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if number:
+        qs = qs.filter(number=number)
+    return qs

@@ -1,0 +1,293 @@
+"""Writes of orders: creation from a paid cart, reservation confirmation, the status flow
+and cancellation.
+
+Status flow: ``pending → confirmed → processing → shipped → delivered``; ``cancelled``
+from ``pending``, ``confirmed`` or ``processing``. Anything else is refused with
+:class:`InvalidOrderStatus`.
+
+Locks: the Order row (``orders.locks``), then the stock rows and reservations through
+``inventory.services`` (which lock them in ascending pk order). ``create_order`` runs
+under the caller's Cart lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from carts.models import Cart
+from config import metrics
+from inventory import services as inventory
+from inventory.errors import InsufficientStock, ReservationNotActive
+from inventory.models import ReleaseReason, Reservation
+from orders import locks
+from orders.errors import InvalidOrderStatus
+from orders.models import Order, OrderItem, OrderStatus
+
+logger = logging.getLogger("orders")
+
+CENTS = Decimal("0.01")
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.PROCESSING, OrderStatus.CANCELLED}),
+    OrderStatus.PROCESSING: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED}),
+    OrderStatus.DELIVERED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+# What the shopper (cart token or owning customer) may cancel; staff may cancel whatever
+# TRANSITIONS allows.
+SHOPPER_CANCELLABLE = frozenset({OrderStatus.PENDING})
+
+CONFIRMATION_ERRORS_KEY = "reservation_confirmation_errors"
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of a new order, copied from a cart line at the moment of purchase."""
+
+    product_id: UUID
+    warehouse_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    reservation_id: int | None
+
+    @property
+    def line_total(self) -> Decimal:
+        return (self.unit_price * self.quantity).quantize(CENTS)
+
+
+def next_order_number() -> str:
+    """A readable, unique number from the ``orders_order_number_seq`` sequence (no lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('orders_order_number_seq')")
+        (value,) = cursor.fetchone()
+    return f"ORD-{value}"
+
+
+def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list[OrderItem]]:
+    """Writes the order of ``cart`` (status ``pending``) and its items, each linked to its
+    reservation; addresses, payment method, customer and currency are copied from the
+    cart. The caller holds the Cart lock inside a transaction; ``Order.cart`` is unique,
+    so a second order for the cart fails. Four queries whatever the number of lines."""
+    subtotal = sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENTS)
+    order = Order.objects.create(
+        number=next_order_number(),
+        status=OrderStatus.PENDING,
+        cart=cart,
+        customer_id=cart.customer_id,
+        currency=cart.currency,
+        subtotal=subtotal,
+        shipping_total=Decimal("0.00"),
+        total=subtotal,
+        shipping_address=cart.shipping_address,
+        billing_address=cart.billing_address,
+        payment_method=cart.payment_method,
+        shipping_method_id=cart.shipping_method_id,
+    )
+    items = OrderItem.objects.bulk_create(
+        [
+            OrderItem(
+                order=order,
+                product_id=line.product_id,
+                warehouse_id=line.warehouse_id,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+                reservation_id=line.reservation_id,
+            )
+            for line in lines
+        ]
+    )
+    logger.info(
+        "order.created",
+        extra={
+            "event": "order.created",
+            "order_id": str(order.id),
+            "number": order.number,
+            "cart_id": str(cart.id),
+            "total": str(order.total),
+            "lines": len(items),
+        },
+    )
+    return order, items
+
+
+def confirm_order_reservations(
+    *, order: Order, items: Sequence[OrderItem] | None = None, actor: str
+) -> list[dict[str, object]]:
+    """Confirms the reservations of the order's items (stock leaves ``on_hand``).
+
+    The payment was taken, so a reservation that cannot be confirmed never fails the
+    order: the others are confirmed, a line whose reservation is gone (lapsed and
+    reclaimed, released) gets a fresh reservation confirmed at once if stock allows, and
+    whatever is still unconfirmed is recorded in ``order.metadata`` under
+    ``reservation_confirmation_errors`` (and returned) for staff. Idempotent: calling it
+    again (as the change to ``confirmed`` does) retries only what failed. Runs inside
+    the caller's transaction, with the Order (or Cart) row locked by the caller.
+    """
+    items = list(items) if items is not None else list(order.items.all())
+    wanted = [item.reservation_id for item in items if item.reservation_id is not None]
+    refused: set[int] = set()
+    remaining = wanted
+    while remaining:
+        try:
+            inventory.confirm(reservation_ids=remaining, order_id=order.id, actor=actor)
+            break
+        except ReservationNotActive as exc:
+            # confirm is all-or-nothing per call: set the refused ones aside, confirm the rest.
+            newly_refused = set(exc.details.get("reservation_ids", [])) - refused
+            if not newly_refused:
+                raise
+            refused |= newly_refused
+            remaining = [rid for rid in remaining if rid not in refused]
+
+    unreserved = [
+        item for item in items if item.reservation_id is None or item.reservation_id in refused
+    ]
+    errors: list[dict[str, object]] = []
+    if unreserved:
+        try:
+            with transaction.atomic():
+                fresh = inventory.reserve(
+                    lines=[
+                        inventory.ReservationLine(item.product_id, item.warehouse_id, item.quantity)
+                        for item in unreserved
+                    ],
+                    ttl_seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS,
+                    cart_id=order.cart_id,
+                    actor=actor,
+                )
+                inventory.confirm(
+                    reservation_ids=[r.id for r in fresh], order_id=order.id, actor=actor
+                )
+                by_pair = {(r.product_id, r.warehouse_id): r for r in fresh}
+                for item in unreserved:
+                    item.reservation_id = by_pair[(item.product_id, item.warehouse_id)].id
+                OrderItem.objects.bulk_update(unreserved, ["reservation_id"])
+        except InsufficientStock as exc:
+            short = {entry["product_id"]: entry for entry in exc.items}
+            for item in unreserved:
+                entry = short.get(str(item.product_id), {})
+                errors.append(
+                    {
+                        "item_id": item.id,
+                        "sku": item.sku,
+                        "reservation_id": item.reservation_id,
+                        "code": "INSUFFICIENT_STOCK",
+                        "available": entry.get("available"),
+                        "requested": item.quantity,
+                        "at": timezone.now().isoformat(),
+                    }
+                )
+
+    had_errors = CONFIRMATION_ERRORS_KEY in (order.metadata or {})
+    if errors or had_errors:
+        metadata = dict(order.metadata or {})
+        if errors:
+            metadata[CONFIRMATION_ERRORS_KEY] = errors
+            transaction.on_commit(metrics.orders_stock_issues_total.inc)
+            logger.error(
+                "order.reservations_unconfirmed",
+                extra={
+                    "event": "order.reservations_unconfirmed",
+                    "order_id": str(order.id),
+                    "errors": errors,
+                    "actor": actor,
+                },
+            )
+        else:
+            metadata.pop(CONFIRMATION_ERRORS_KEY, None)
+            metadata["reservation_confirmation_resolved_at"] = timezone.now().isoformat()
+        order.metadata = metadata
+        Order.objects.filter(id=order.id).update(metadata=metadata, updated_at=timezone.now())
+    return errors
+
+
+def _order_reservation_ids(order: Order) -> list[int]:
+    return list(
+        Reservation.objects.filter(Q(order_id=order.id) | Q(order_item__order_id=order.id))
+        .values_list("id", flat=True)
+        .distinct()
+    )
+
+
+def cancel_order(*, order_id: UUID, actor: str, by_staff: bool) -> Order:
+    """Cancels the order and gives its stock back: confirmed reservations are restocked
+    (``on_hand += q``), pending ones released. A shopper may cancel only a ``pending``
+    order; staff also a ``confirmed`` or ``processing`` one. Locks: the Order row, then
+    stock rows and reservations (through ``inventory.services.restock``)."""
+    with transaction.atomic():
+        order = locks.lock_order(order_id)
+        if by_staff:
+            allowed = OrderStatus.CANCELLED in TRANSITIONS[order.status]
+        else:
+            allowed = order.status in SHOPPER_CANCELLABLE
+        if not allowed:
+            raise InvalidOrderStatus(
+                order.status,
+                OrderStatus.CANCELLED,
+                f"An order in status '{order.status}' cannot be cancelled",
+            )
+        inventory.restock(
+            reservation_ids=_order_reservation_ids(order),
+            reason=ReleaseReason.ORDER_CANCELLED,
+            actor=actor,
+        )
+        source = order.status
+        now = timezone.now()
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_at = now
+        order.save(update_fields=["status", "cancelled_at", "updated_at"])
+        _log_status(order, source, actor)
+        return order
+
+
+def change_order_status(*, order_id: UUID, status: str, actor: str) -> Order:
+    """Moves the order along the status flow (staff). ``cancelled`` cancels it (see
+    :func:`cancel_order`); ``confirmed`` first retries any reservation confirmation that
+    had failed. Locks: the Order row (then stock rows and reservations when stock moves)."""
+    if status == OrderStatus.CANCELLED:
+        return cancel_order(order_id=order_id, actor=actor, by_staff=True)
+    with transaction.atomic():
+        order = locks.lock_order(order_id)
+        if status not in TRANSITIONS[order.status]:
+            raise InvalidOrderStatus(
+                order.status,
+                status,
+                f"An order in status '{order.status}' cannot move to '{status}'",
+            )
+        if status == OrderStatus.CONFIRMED:
+            confirm_order_reservations(order=order, actor=actor)
+        source = order.status
+        order.status = status
+        order.save(update_fields=["status", "updated_at"])
+        _log_status(order, source, actor)
+        return order
+
+
+def _log_status(order: Order, source: str, actor: str) -> None:
+    logger.info(
+        "order.status_changed",
+        extra={
+            "event": "order.status_changed",
+            "order_id": str(order.id),
+            "number": order.number,
+            "from_status": source,
+            "to_status": order.status,
+            "actor": actor,
+        },
+    )

@@ -1,0 +1,136 @@
+"""The payment gateway interface, the dummy gateway and the retry policy."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from itertools import pairwise
+
+import pytest
+
+from checkout.payments import (
+    DummyGateway,
+    GatewayDeclined,
+    GatewayError,
+    GatewayTimeout,
+    PaymentGateway,
+    PaymentRequest,
+    call_with_retries,
+    get_gateway,
+)
+
+
+def request(method: str) -> PaymentRequest:
+    return PaymentRequest(reference="ref-1", amount=Decimal("12.50"), currency="USD", method=method)
+
+
+class RecordingGateway(DummyGateway):
+    """The dummy gateway, counting its calls."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def authorize(self, request: PaymentRequest) -> str:
+        self.calls.append("authorize")
+        return super().authorize(request)
+
+
+def test_default_gateway_is_the_dummy_gateway():
+    assert isinstance(get_gateway(), DummyGateway)
+
+
+def test_gateway_is_chosen_by_setting(settings):
+    settings.PAYMENT_GATEWAY = "tests.checkout.test_payments.RecordingGateway"
+    assert isinstance(get_gateway(), RecordingGateway)
+
+
+def test_card_is_authorized_captured_and_voidable():
+    gateway = DummyGateway()
+    authorization_id = gateway.authorize(request("card"))
+    assert authorization_id.startswith("auth_")
+    payment_id = gateway.capture(request("card"), authorization_id=authorization_id)
+    assert payment_id.startswith("pay_")
+    assert gateway.void(request("card"), authorization_id=authorization_id) is None
+
+
+def test_test_decline_is_declined_at_authorization():
+    with pytest.raises(GatewayDeclined):
+        DummyGateway().authorize(request("test_decline"))
+
+
+def test_test_capture_fail_authorizes_then_fails_at_capture():
+    gateway = DummyGateway()
+    authorization_id = gateway.authorize(request("test_capture_fail"))
+    with pytest.raises(GatewayDeclined):
+        gateway.capture(request("test_capture_fail"), authorization_id=authorization_id)
+
+
+def test_test_timeout_times_out_after_the_gateway_timeout(settings):
+    settings.PAYMENT_TIMEOUT_SECONDS = 0.05
+    started = time.monotonic()
+    with pytest.raises(GatewayTimeout):
+        DummyGateway().authorize(request("test_timeout"))
+    assert time.monotonic() - started >= 0.05
+
+
+def test_timeouts_are_retried_up_to_max_tries_with_exponential_backoff(settings):
+    settings.PAYMENT_MAX_TRIES = 4
+    settings.PAYMENT_RETRY_BASE_SECONDS = 0.02
+    calls: list[float] = []
+
+    def call() -> str:
+        calls.append(time.monotonic())
+        raise GatewayTimeout()
+
+    with pytest.raises(GatewayTimeout) as err:
+        call_with_retries(call)
+    assert err.value.attempts == 4
+    assert len(calls) == 4
+    waits = [b - a for a, b in pairwise(calls)]
+    # 0.02, 0.04, 0.08: each wait at least the base times 2**n.
+    for n, wait in enumerate(waits):
+        assert wait >= 0.02 * 2**n * 0.95
+
+
+def test_a_timeout_followed_by_success_returns_the_result_and_the_tries(settings):
+    settings.PAYMENT_MAX_TRIES = 3
+    answers = iter([GatewayTimeout(), "auth_ok"])
+
+    def call() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert call_with_retries(call) == ("auth_ok", 2)
+
+
+def test_a_decline_is_not_retried(settings):
+    settings.PAYMENT_MAX_TRIES = 3
+    calls = []
+
+    def call() -> str:
+        calls.append(1)
+        raise GatewayDeclined("no")
+
+    with pytest.raises(GatewayDeclined) as err:
+        call_with_retries(call)
+    assert err.value.attempts == 1
+    assert len(calls) == 1
+
+
+def test_an_unexpected_gateway_exception_becomes_a_gateway_error():
+    def call() -> str:
+        raise KeyError("boom")
+
+    with pytest.raises(GatewayError) as err:
+        call_with_retries(call)
+    assert not isinstance(err.value, GatewayTimeout)
+    assert "KeyError" in err.value.message
+
+
+def test_the_interface_refuses_to_be_used_unimplemented():
+    with pytest.raises(NotImplementedError):
+        PaymentGateway().authorize(request("card"))
