@@ -1,0 +1,362 @@
+"""Reservation throughput: the real service against hand-written SQL run by pgbench.
+
+One *cycle* is two transactions, exactly what a shopper who starts and then cancels a
+checkout costs the stock rows:
+
+1. ``inventory.services.reserve`` of 1 unit of one sku (lock the stock row, raise
+   ``reserved``, insert the reservation and its ``created`` event, commit);
+2. ``inventory.services.release`` of that reservation (lock the stock row, then the
+   reservation, lower ``reserved``, mark it released, insert the ``released`` event,
+   commit).
+
+Scenarios: ``hot`` — every cycle on the same sku (all workers queue on one row lock);
+``uniform`` — each cycle on a random sku out of 10,000. Each runs with N worker
+processes (``--workers``, default ``1 2``); every process calls ``django.setup()`` and
+runs the real service with the production settings (logging and metrics included).
+The reference is the same two transactions written as plain SQL (same statements, same
+row locks, same rows written) run by ``pgbench`` with as many clients, on the same
+database, in the same run. The table shows cycles per second of both and their ratio.
+
+The benchmark creates (drops and re-creates) its own database, ``checkout_bench`` on the
+server of ``DATABASE_URL`` unless ``--database`` says otherwise, migrates and seeds it,
+and empties the reservation tables before each measurement::
+
+    .venv/bin/python benchmarks/reservations.py --seconds 10 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.dbsetup import recreate_database, setup_django, with_database  # noqa: E402
+
+UNIFORM_SKUS = 10_000
+ON_HAND = 1_000_000_000  # never the limit: every cycle gives its unit back
+TTL_SECONDS = 300
+
+RAW_SQL_CYCLE = f"""
+\\set sid random(:sid_lo, :sid_hi)
+BEGIN;
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved
+  FROM inventory_stocklevel s WHERE s.id = :sid FOR UPDATE;
+UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = now()
+ WHERE id = :sid AND on_hand - reserved >= 1;
+INSERT INTO inventory_reservation
+       (stock_level_id, product_id, warehouse_id, quantity, status, expires_at,
+        extension_count, release_reason, created_at, updated_at)
+SELECT id, product_id, warehouse_id, 1, 'pending', now() + interval '{TTL_SECONDS} seconds',
+       0, '', now(), now()
+  FROM inventory_stocklevel WHERE id = :sid
+RETURNING id AS rid \\gset
+INSERT INTO inventory_reservationevent
+       (reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)
+VALUES (:rid, 'created', 1, now() + interval '{TTL_SECONDS} seconds', 'bench', '', '', now());
+COMMIT;
+BEGIN;
+SELECT s.id, s.on_hand, s.reserved FROM inventory_stocklevel s
+ WHERE s.id = (SELECT stock_level_id FROM inventory_reservation WHERE id = :rid)
+   FOR UPDATE;
+SELECT id, stock_level_id, quantity, status FROM inventory_reservation
+ WHERE id = :rid FOR UPDATE;
+UPDATE inventory_stocklevel SET reserved = reserved - 1, updated_at = now()
+ WHERE id = :sid;
+UPDATE inventory_reservation
+   SET status = 'released', release_reason = 'api', released_at = now(), updated_at = now()
+ WHERE id = :rid;
+INSERT INTO inventory_reservationevent
+       (reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)
+VALUES (:rid, 'released', 1, now() + interval '{TTL_SECONDS} seconds', 'bench', 'api', '', now());
+COMMIT;
+"""  # noqa: S608 -- a pgbench script: constant text and pgbench variables
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    first_sku: int  # inclusive, index into the seeded skus BENCH-00000 ...
+    last_sku: int
+
+
+SCENARIOS = {
+    "hot": Scenario("hot", 0, 0),
+    "uniform": Scenario("uniform", 1, UNIFORM_SKUS),
+}
+
+
+def _seed() -> tuple[int, int]:
+    """10,001 products (BENCH-00000 is the hot one) with one stock row each in the default
+    warehouse; stock row ids are consecutive in sku order. Returns the first stock id."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO inventory_product (id, sku, name, price, currency, created_at, updated_at)
+            SELECT gen_random_uuid(), 'BENCH-' || lpad(g::text, 5, '0'), 'Bench ' || g,
+                   10.00, 'USD', now(), now()
+              FROM generate_series(0, %s) g
+            """,
+            [UNIFORM_SKUS],
+        )
+        cursor.execute(
+            """
+            INSERT INTO inventory_stocklevel (product_id, warehouse_id, on_hand, reserved, updated_at)
+            SELECT p.id, w.id, %s, 0, now()
+              FROM inventory_product p, inventory_warehouse w
+             WHERE w.is_default AND p.sku LIKE 'BENCH-%%'
+             ORDER BY p.sku
+            """,
+            [ON_HAND],
+        )
+        cursor.execute("SELECT min(id), max(id), count(*) FROM inventory_stocklevel")
+        lo, hi, count = cursor.fetchone()
+    if hi - lo + 1 != count:
+        raise SystemExit("stock row ids are not consecutive; cannot address skus by id")
+    return lo, hi
+
+
+def _reset() -> None:
+    """Empties the reservation tables and gives every row its full stock back, so each
+    measurement starts from the same state."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE inventory_reservationevent, inventory_reservation CASCADE")
+        cursor.execute("UPDATE inventory_stocklevel SET reserved = 0 WHERE reserved <> 0")
+    with connection.cursor() as cursor:  # autocommit: VACUUM may not run in a transaction
+        cursor.execute("VACUUM ANALYZE inventory_stocklevel, inventory_reservation")
+
+
+def _check_invariants() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FROM inventory_stocklevel s
+             WHERE s.reserved <> COALESCE((SELECT sum(quantity) FROM inventory_reservation r
+                                            WHERE r.stock_level_id = s.id
+                                              AND r.status = 'pending'), 0)
+                OR s.reserved < 0 OR s.reserved > s.on_hand
+            """
+        )
+        (drift,) = cursor.fetchone()
+    if drift:
+        raise SystemExit(f"invariant broken on {drift} stock rows")
+
+
+def _worker(
+    first_stock_id: int,
+    scenario: Scenario,
+    seconds: float,
+    warmup: float,
+    barrier,
+    results,
+) -> None:
+    # Logs are formatted as in production but not printed over the result table.
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    setup_django()
+    from django.db import connection
+
+    from inventory import services
+    from inventory.models import StockLevel
+
+    ids = range(first_stock_id + scenario.first_sku, first_stock_id + scenario.last_sku + 1)
+    lines = [
+        services.ReservationLine(product_id=p, warehouse_id=w, quantity=1)
+        for p, w in StockLevel.objects.filter(id__in=ids)
+        .order_by("id")
+        .values_list("product_id", "warehouse_id")
+    ]
+    rng = random.Random(os.getpid())
+
+    def cycle() -> None:
+        [reservation] = services.reserve(
+            lines=[rng.choice(lines)], ttl_seconds=TTL_SECONDS, actor="bench"
+        )
+        services.release(reservation_ids=[reservation.id], reason="api", actor="bench")
+
+    barrier.wait()
+    end = time.perf_counter() + warmup
+    while time.perf_counter() < end:
+        cycle()
+    count = 0
+    start = time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        cycle()
+        count += 1
+    results.put(count / (time.perf_counter() - start))
+    connection.close()
+
+
+def run_ours(first_stock_id: int, scenario: Scenario, workers: int, seconds: int, args) -> float:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(first_stock_id, scenario, seconds, args.warmup, barrier, results),
+        )
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    rates = [results.get(timeout=seconds + args.warmup + 120) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise SystemExit(f"worker exited with {p.exitcode}")
+    return sum(rates)
+
+
+def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, seconds: int) -> float:
+    pgbench = shutil.which("pgbench")
+    if not pgbench:
+        raise SystemExit("pgbench not found: apt-get install postgresql-client (or -contrib)")
+    parts = urlsplit(url)
+    env = dict(os.environ)
+    if parts.password:
+        env["PGPASSWORD"] = parts.password
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(RAW_SQL_CYCLE)
+    try:
+        out = subprocess.run(
+            [
+                pgbench,
+                "-h",
+                parts.hostname or "127.0.0.1",
+                "-p",
+                str(parts.port or 5432),
+                "-U",
+                parts.username or "postgres",
+                "-n",
+                "-M",
+                "simple",
+                "-c",
+                str(workers),
+                "-j",
+                str(workers),
+                "-T",
+                str(seconds),
+                "-D",
+                f"sid_lo={first_stock_id + scenario.first_sku}",
+                "-D",
+                f"sid_hi={first_stock_id + scenario.last_sku}",
+                "-f",
+                script.name,
+                parts.path.lstrip("/"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    if not match:
+        raise SystemExit(f"cannot read pgbench output:\n{out}")
+    return float(match.group(1))
+
+
+def queries_per_cycle(first_stock_id: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from inventory import services
+    from inventory.models import StockLevel
+
+    product_id, warehouse_id = StockLevel.objects.values_list("product_id", "warehouse_id").get(
+        id=first_stock_id
+    )
+    line = services.ReservationLine(product_id=product_id, warehouse_id=warehouse_id, quantity=1)
+    logging.getLogger("inventory.reservations").disabled = True  # not over the table
+    with CaptureQueriesContext(connection) as captured:
+        [reservation] = services.reserve(lines=[line], ttl_seconds=TTL_SECONDS, actor="bench")
+        services.release(reservation_ids=[reservation.id], reason="api", actor="bench")
+    return sum(1 for q in captured if q["sql"] not in ("BEGIN", "COMMIT"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seconds", type=int, default=10, help="per measurement and side")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="slices of --seconds, alternating sides"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="per worker, not counted")
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=sorted(SCENARIOS), default=["hot", "uniform"]
+    )
+    parser.add_argument("--database", default="checkout_bench")
+    args = parser.parse_args()
+    slice_ = max(1, args.seconds // args.rounds)
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/checkout")
+    url = with_database(base, args.database)
+    os.environ["DATABASE_URL"] = url  # inherited by the worker processes
+    os.environ.setdefault("LOG_LEVEL", "INFO")
+
+    recreate_database(url)
+    sys.stderr.flush()
+    setup_django()
+    from django.core.management import call_command
+
+    logging.disable(logging.INFO)  # the migration's own log lines, not over the table
+    call_command("migrate", verbosity=0)
+    logging.disable(logging.NOTSET)
+    first_stock_id, _ = _seed()
+    _reset()
+    per_cycle = queries_per_cycle(first_stock_id)
+    _reset()
+
+    print(
+        f"database {args.database}; one cycle (op) = reserve 1 unit + release it: 2 "
+        f"transactions, {per_cycle} statements besides BEGIN/COMMIT in ours, 11 in the raw "
+        f"SQL; {slice_ * args.rounds} s per side in {args.rounds} alternating slices; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    header = f"{'scenario':<10}{'workers':>8}{'ops/s ours':>14}{'ops/s raw SQL':>16}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        for workers in args.workers:
+            # Alternate which side runs first, so that a change in the machine's load
+            # during the run weighs on both alike.
+            ours = raw = 0.0
+            for round_ in range(args.rounds):
+                sides = ["ours", "raw"] if round_ % 2 == 0 else ["raw", "ours"]
+                for side in sides:
+                    if side == "ours":
+                        ours += run_ours(first_stock_id, scenario, workers, slice_, args)
+                    else:
+                        raw += run_raw(url, first_stock_id, scenario, workers, slice_)
+                    _check_invariants()
+                    _reset()
+            ours, raw = ours / args.rounds, raw / args.rounds
+            print(f"{name:<10}{workers:>8}{ours:>14.0f}{raw:>16.0f}{ours / raw:>8.0%}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
