@@ -22,6 +22,11 @@ const searchForm = document.querySelector("[data-search-form]");
 const searchInput = searchForm.querySelector("input");
 
 let nextUrl = null;
+let shownTerm = null;
+
+function currentTerm() {
+  return new URLSearchParams(window.location.search).get("search") || "";
+}
 
 function productCard(product) {
   const slug = product.id;
@@ -117,7 +122,8 @@ async function loadPage(url) {
 }
 
 function search() {
-  const term = new URLSearchParams(window.location.search).get("search") || "";
+  const term = currentTerm();
+  shownTerm = term;
   searchInput.value = term;
   list.replaceChildren();
   loading.hidden = false;
@@ -134,7 +140,11 @@ searchForm.addEventListener("submit", (event) => {
   window.history.pushState({}, "", url);
   search();
 });
-window.addEventListener("popstate", search);
+// Back/forward between searches shows that search again. Fragment navigation (the skip
+// link) fires popstate too; it must not reload the list under the keyboard user's focus.
+window.addEventListener("popstate", () => {
+  if (currentTerm() !== shownTerm) search();
+});
 more.addEventListener("click", () => nextUrl && loadPage(nextUrl));
 
 search();

@@ -386,3 +386,34 @@ def test_keyboard_only_purchase_on_a_narrow_screen(browser, stocked_product):
     expect_confirmation(page)
     assert fits_screen()
 
+
+def test_search_history_and_skip_link_keep_the_list(browser, stocked_product):
+    page = browser.page
+    mug = stocked_product(name="Blue mug", on_hand=10)
+    kettle = stocked_product(name="Copper kettle", on_hand=4)
+    product_requests: list[str] = []
+    page.on(
+        "request",
+        lambda request: "/api/v1/products/" in request.url and product_requests.append(request.url),
+    )
+
+    browser.open("/")
+    expect(product_card(page, kettle)).to_be_visible()
+    page.get_by_role("link", name="Skip to main content").focus()
+    page.keyboard.press("Enter")  # a fragment navigation: fires popstate
+    expect(page).to_have_url(re.compile(r"#main$"))
+    page.get_by_label("Search products").fill("mug")
+    page.get_by_role("button", name="Search").click()
+    expect(product_card(page, kettle)).to_have_count(0)
+    expect(product_card(page, mug)).to_be_visible()
+    # One load for the page, one for the search: the skip link did not reload the list.
+    assert len(product_requests) == 2, product_requests
+    assert "search=mug" in product_requests[1]
+
+    page.go_back()  # back to the unfiltered list
+    expect(product_card(page, kettle)).to_be_visible()
+    expect(page.get_by_label("Search products")).to_have_value("")
+    page.go_forward()
+    expect(product_card(page, kettle)).to_have_count(0)
+    expect(page.get_by_label("Search products")).to_have_value("mug")
+    assert len(product_requests) == 4, product_requests
