@@ -19,12 +19,15 @@
    their reservations), reservation confirmation (stock deducted), the Payment linked to
    the order, the cart ``completed``. If this fails after the capture the Payment stays
    ``captured`` without an order, the shopper is told the order is being finalised
-   (202), and ``checkout.reconcile`` finishes it or flags it for staff.
+   (202), and the shopper's retry — or else ``checkout.reconcile`` — finishes it
+   (reconciliation flags it for staff if it cannot be written).
 
 A second confirm that finds a payment in flight polls it for up to
 ``CHECKOUT_CONFIRM_WAIT_SECONDS``: it then answers with the same order (200), the same
-payment error, 202 processing, or — if the first is still running — 409
-``INVALID_CART_STATUS`` (``details.status`` ``"checkout"``, "Confirmation in progress").
+payment error, or — if the first is still running — 409 ``INVALID_CART_STATUS``
+(``details.status`` ``"checkout"``, "Confirmation in progress"). One that finds the
+payment captured without an order writes the order itself (201, never a second payment;
+202 again if it still cannot, or if the payment is flagged for staff).
 At most one order per cart is also guaranteed by the unique ``Order.cart``.
 """
 
@@ -164,18 +167,28 @@ def confirm_checkout(
         gateway=gateway,
         actor=actor,
     )
-    if isinstance(prepared, ConfirmResult):
-        return prepared
     if isinstance(prepared, _InFlight):
-        return _await_in_flight(payment_id=prepared.payment_id)
+        prepared = _await_in_flight(payment_id=prepared.payment_id)
+    if isinstance(prepared, ConfirmResult):
+        paid_without_order = prepared.processing and prepared.payment is not None
+        if paid_without_order and not prepared.payment.needs_attention:
+            # A retry after the order could not be written: write it now rather than
+            # leave the shopper waiting for reconciliation (staff own flagged payments).
+            return _write_order(cart_id=cart_id, payment=prepared.payment, actor=actor)
+        return prepared
 
     payment = prepared
     _pay(payment=payment, gateway=gateway, actor=actor)
+    return _write_order(cart_id=cart_id, payment=payment, actor=actor)
+
+
+def _write_order(*, cart_id: UUID, payment: Payment, actor: str) -> ConfirmResult:
+    """Writes the order of the captured ``payment``; if that fails the money is kept:
+    the payment stays captured without an order (answer 202) and a retry or
+    reconciliation finishes the order (or flags it for staff)."""
     try:
-        order = finalize_order(cart_id=cart_id, payment_id=payment.id, actor=actor)
+        order, created = _finalize(cart_id=cart_id, payment_id=payment.id, actor=actor)
     except Exception as exc:
-        # The money is taken: never lose it. The payment stays captured without an order
-        # and reconciliation finishes the order (or flags it for staff).
         logger.exception(
             "checkout.order_not_written",
             extra={
@@ -186,7 +199,7 @@ def confirm_checkout(
         )
         _note_order_not_written(payment, exc)
         return ConfirmResult(order=None, payment=payment)
-    return ConfirmResult(order=order, payment=payment, created=True)
+    return ConfirmResult(order=order, payment=payment, created=created)
 
 
 def _note_order_not_written(payment: Payment, exc: Exception) -> None:
@@ -634,13 +647,20 @@ def finalize_order(*, cart_id: UUID, payment_id: UUID, actor: str) -> Order:
     has an order, or whose total no longer matches the captured amount, raises
     :class:`OrderNotWritable`.
     """
+    order, _ = _finalize(cart_id=cart_id, payment_id=payment_id, actor=actor)
+    return order
+
+
+def _finalize(*, cart_id: UUID, payment_id: UUID, actor: str) -> tuple[Order, bool]:
+    """:func:`finalize_order`, also saying whether this call wrote the order (False: it
+    was written already, by a concurrent confirm or by reconciliation)."""
     with transaction.atomic():
         cart = lock_cart(cart_id)
         payment = locks.lock_payment(payment_id)
         if payment.cart_id != cart.id:
             raise ValueError("the payment belongs to another cart")
         if payment.order_id is not None:
-            return Order.objects.get(id=payment.order_id)
+            return Order.objects.get(id=payment.order_id), False
         if payment.status != PaymentStatus.CAPTURED:
             raise OrderNotWritable(f"payment is {payment.status}, not captured")
         existing = Order.objects.filter(cart_id=cart.id).values_list("number", flat=True).first()
@@ -703,4 +723,4 @@ def finalize_order(*, cart_id: UUID, payment_id: UUID, actor: str) -> Order:
             "actor": actor,
         },
     )
-    return order
+    return order, True

@@ -78,8 +78,9 @@ class CheckoutConfirmApi(APIView):
             "and confirm again with it.\n\n"
             "If the payment was captured but the order could not be written, the answer "
             'is 202 `{status: "processing", cart_id, payment_id}`: the payment is kept '
-            "and the order is finished by reconciliation (or staff are alerted); "
-            "confirming again answers the same 202, never a second payment."
+            "and confirming again writes the order and answers 201 with it (202 again "
+            "while it still cannot be written); reconciliation finishes it otherwise, or "
+            "alerts staff. Never a second payment."
         ),
         request=None,
         parameters=[

@@ -22,6 +22,7 @@ from checkout.reconcile import GRACE_SECONDS, reconcile_captured_payments
 from checkout.services import abandon_checkout
 from inventory import services as inventory
 from inventory.models import (
+    Reservation,
     ReservationEvent,
     ReservationEventKind,
     ReservationStatus,
@@ -83,12 +84,57 @@ def test_order_failure_after_capture_keeps_the_payment_and_answers_processing(ap
     cart.refresh_from_db()
     assert cart.status == CartStatus.CHECKOUT
 
-    # Confirming again never pays a second time.
+    # While the order still cannot be written, confirming again answers the same 202 and
+    # never pays a second time.
+    refuse_new_orders()
     for key in ("k-1", None, "k-2"):
         again = confirm(api_client, cart, key=key)
         assert again.status_code == 202
         assert again.json()["payment_id"] == str(payment.id)
+    accept_new_orders()
     assert Payment.objects.filter(cart=cart).count() == 1
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["k-1", None])
+def test_a_retry_writes_the_order_of_a_captured_payment(api_client, key):
+    stock = stocked(on_hand=5)
+    cart, _ = paid_without_order(api_client, stock, key="k-1")
+    payment = Payment.objects.get(cart=cart)
+    held = sorted(Reservation.objects.filter(cart_id=cart.id).values_list("id", flat=True))
+
+    retry = confirm(api_client, cart, key=key)
+
+    assert retry.status_code == 201, retry.content
+    order = Order.objects.get(cart=cart)
+    assert retry.json()["id"] == str(order.id)
+    payment.refresh_from_db()
+    assert payment.order_id == order.id and payment.status == PaymentStatus.CAPTURED
+    assert Payment.objects.filter(cart=cart).count() == 1  # paid once
+    assert sorted(order.items.values_list("reservation_id", flat=True)) == held
+    assert numbers(stock) == (3, 0)
+    assert confirmed_events(cart) == 1
+    cart.refresh_from_db()
+    assert cart.status == CartStatus.COMPLETED
+    # The same key again is a repeat; reconciliation finds nothing left to do.
+    repeat = confirm(api_client, cart, key="k-1")
+    assert repeat.status_code == 200 and repeat.json()["id"] == str(order.id)
+    with later():
+        assert reconcile_captured_payments(batch_size=10) == 0
+
+
+@pytest.mark.django_db
+def test_a_retry_leaves_a_payment_flagged_for_staff_alone(api_client):
+    stock = stocked(on_hand=5)
+    cart, _ = paid_without_order(api_client, stock, key="k-1")
+    Payment.objects.filter(cart=cart).update(needs_attention=True, attention_reason="refund it")
+
+    again = confirm(api_client, cart, key="k-1")
+
+    assert again.status_code == 202, again.content
+    assert not Order.objects.exists()
+    assert numbers(stock) == (5, 2)
 
 
 @pytest.mark.django_db

@@ -8,8 +8,9 @@ nothing is half-written, and the shopper's retry gets the order.
   ``Idempotency-Key`` pays once and answers 201.
 * lost **after the capture** (inserting the order's items): no order and no order item
   exist, stock is not deducted, reservations stay pending, and the captured payment is
-  kept as the recovery record (answer 202 processing; a retry answers the same and never
-  pays again); reconciliation writes the order, and the retry then answers 200 with it.
+  kept as the recovery record (answer 202 processing); the shopper's retry writes the
+  order from those reservations without paying again (201), a repeat answers 200 with
+  it, and reconciliation finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def test_connection_lost_before_payment_rolls_back_and_a_retry_succeeds(ready_ch
     assert_stock_invariants()
 
 
-def test_connection_lost_after_capture_keeps_the_payment_and_reconciliation_writes_the_order(
+def test_connection_lost_after_capture_keeps_the_payment_and_a_retry_writes_the_order(
     ready_checkout,
 ):
     ready = ready_checkout()
@@ -106,21 +107,24 @@ def test_connection_lost_after_capture_keeps_the_payment_and_reconciliation_writ
     assert [(s.on_hand, s.reserved) for s in StockLevel.objects.order_by("id")] == [(10, 2)] * 2
     assert_stock_invariants()
 
-    again = ready.confirm("k-1")
-    assert again.status_code == 202
-    assert Payment.objects.count() == 1  # never a second payment
-
-    with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
-        call_command("reconcile_payments", "--no-progress", stdout=StringIO())
-
+    retry = ready.confirm("k-1")
+    assert retry.status_code == 201, retry.content
     order = Order.objects.get()
+    assert retry.json()["id"] == str(order.id)
     payment.refresh_from_db()
     assert payment.order_id == order.id and not payment.needs_attention
+    assert Payment.objects.count() == 1  # never a second payment
     assert sorted(OrderItem.objects.values_list("reservation_id", flat=True)) == [
         r[0] for r in reserved_before
     ]
     assert set(Reservation.objects.values_list("status", flat=True)) == {"confirmed"}
     assert [(s.on_hand, s.reserved) for s in StockLevel.objects.order_by("id")] == [(8, 0)] * 2
+    assert_stock_invariants()
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+        out = StringIO()
+        call_command("reconcile_payments", "--no-progress", stdout=out)
+    assert Order.objects.count() == 1
     final = ready.confirm("k-1")
     assert final.status_code == 200
     assert final.json()["id"] == str(order.id)
