@@ -49,6 +49,7 @@ let expiresAt = null; // ms since epoch
 let checks = new Map(); // item id → latest validate-stock line
 let problemSignature = "";
 let attemptKey = null; // Idempotency-Key of the order attempt in flight
+let paid = false; // the attempt was paid and its order is being finalised (202)
 let submitting = false;
 let pollTimer = null;
 let countdownTimer = null;
@@ -569,8 +570,12 @@ async function handleFailure(error) {
 }
 
 async function placeTheOrder() {
-  if (!inCheckout) await start();
-  applyState(await cartApi("checkout/", { method: "PATCH", body: formBody({ onlyComplete: false, step: 2 }) }));
+  // Once paid (202), only the same confirm again: the cart may be completed meanwhile,
+  // and the key then answers with the order.
+  if (!paid) {
+    if (!inCheckout) await start();
+    applyState(await cartApi("checkout/", { method: "PATCH", body: formBody({ onlyComplete: false, step: 2 }) }));
+  }
   attemptKey = attemptKey || newIdempotencyKey();
   try {
     return await cartApi("checkout/confirm/", {
@@ -598,6 +603,27 @@ form.addEventListener("submit", async (event) => {
   form.setAttribute("aria-busy", "true");
   try {
     const order = await placeTheOrder();
+    if (order.status === "processing") {
+      // 202: paid, but the order is not written yet. Placing the order again with the
+      // same key finishes it without a second charge.
+      paid = true;
+      showAlert(
+        notice,
+        {
+          code: "PAYMENT_PROCESSING",
+          title: "Your payment was received",
+          text: "Your order is being finalised. You will not be charged again.",
+          hint: "Check again in a moment to see your order.",
+        },
+        {
+          kind: "warning",
+          actions: [el("button", { type: "button", onclick: () => form.requestSubmit() }, "Check again")],
+        },
+      );
+      submitting = false;
+      setBusy(placeOrder, false);
+      return;
+    }
     const stored = storedCart();
     if (stored) rememberOrder(order.id, stored.token);
     forgetCart();

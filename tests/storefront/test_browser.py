@@ -417,3 +417,34 @@ def test_search_history_and_skip_link_keep_the_list(browser, stocked_product):
     expect(product_card(page, kettle)).to_have_count(0)
     expect(page.get_by_label("Search products")).to_have_value("mug")
     assert len(product_requests) == 4, product_requests
+
+
+def test_paid_order_still_being_written_is_finished_by_checking_again(browser, stocked_product):
+    from tests.orders.checkout_setup import accept_new_orders, refuse_new_orders
+
+    page = browser.page
+    mug = stocked_product(name="Blue mug", on_hand=5, price="12.50")
+    browser.open("/")
+    add_to_cart(page, mug, 2)
+    start_checkout_from_cart(page)
+    cart_id = stored_cart_id(page)
+    fill_details(page)
+
+    refuse_new_orders()  # the order cannot be written after the capture
+    try:
+        place_order(page)
+        alert = page.locator('[data-notice] [data-error-code="PAYMENT_PROCESSING"]')
+        expect(alert).to_contain_text("Your payment was received")
+        expect(alert).to_contain_text("You will not be charged again")
+        expect(alert).to_be_focused()
+        assert Payment.objects.get(cart_id=cart_id).status == "captured"
+        assert not Order.objects.filter(cart_id=cart_id).exists()
+    finally:
+        accept_new_orders()
+
+    alert.get_by_role("button", name="Check again").click()
+    order = expect_confirmation(page)
+    assert str(order.cart_id) == cart_id
+    assert Payment.objects.filter(cart_id=cart_id).count() == 1
+    assert Payment.objects.get(cart_id=cart_id).order_id == order.id
+    assert (stock(mug).on_hand, stock(mug).reserved) == (3, 0)
