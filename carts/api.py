@@ -19,7 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from carts import selectors, services
-from carts.access import CART_TOKEN_HEADER, get_cart_for_request
+from carts.access import CART_TOKEN_HEADER, access_check, get_cart_for_request, validated_body
+from carts.models import Cart
 from carts.serializers import CartCreatedOutputSerializer, CartOutputSerializer
 from config import metrics
 from config.api import request_actor
@@ -41,9 +42,9 @@ CART_NOT_FOUND = (404, "CART_NOT_FOUND: no such cart, or a missing or wrong X-Ca
 INVALID_CART_STATUS = (409, "INVALID_CART_STATUS: the cart's status does not allow this")
 
 
-def cart_response(cart_id: UUID, *, status_code: int = status.HTTP_200_OK) -> Response:
-    cart = selectors.cart_with_items(cart_id=cart_id)
-    return Response(CartOutputSerializer(cart).data, status=status_code)
+def cart_response(cart: Cart, *, status_code: int = status.HTTP_200_OK) -> Response:
+    """The answer with ``cart`` as the service left it, its lines read afresh."""
+    return Response(CartOutputSerializer(selectors.with_items(cart)).data, status=status_code)
 
 
 class CartCreateApi(APIView):
@@ -75,8 +76,9 @@ class CartCreateApi(APIView):
         data.is_valid(raise_exception=True)
         user = request.user if request.user.is_authenticated else None
         cart, token = services.create_cart(customer=user, **data.validated_data)
-        cart = selectors.cart_with_items(cart_id=cart.id)
-        body = CartCreatedOutputSerializer(cart, context={"token": token}).data
+        body = CartCreatedOutputSerializer(
+            selectors.with_items(cart), context={"token": token}
+        ).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -137,11 +139,14 @@ class CartItemAddApi(APIView):
         "Editing an abandoned cart makes it active again.",
     )
     def post(self, request: Request, cart_id: UUID) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.add_item(cart_id=cart.id, actor=request_actor(request), **data.validated_data)
-        return cart_response(cart.id, status_code=status.HTTP_201_CREATED)
+        data = validated_body(self.InputSerializer, request, cart_id)
+        item = services.add_item(
+            cart_id=cart_id,
+            actor=request_actor(request),
+            authorize=access_check(request),
+            **data,
+        )
+        return cart_response(item.cart, status_code=status.HTTP_201_CREATED)
 
 
 class CartItemApi(APIView):
@@ -174,16 +179,15 @@ class CartItemApi(APIView):
         },
     )
     def patch(self, request: Request, cart_id: UUID, item_id: int) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        data = self.UpdateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.update_item(
-            cart_id=cart.id,
+        data = validated_body(self.UpdateInputSerializer, request, cart_id)
+        item = services.update_item(
+            cart_id=cart_id,
             item_id=item_id,
-            quantity=data.validated_data["quantity"],
+            quantity=data["quantity"],
             actor=request_actor(request),
+            authorize=access_check(request),
         )
-        return cart_response(cart.id)
+        return cart_response(item.cart)
 
     @extend_schema(
         operation_id="cart_item_remove",
@@ -202,9 +206,13 @@ class CartItemApi(APIView):
         "(the cart goes back to active).",
     )
     def delete(self, request: Request, cart_id: UUID, item_id: int) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        services.remove_item(cart_id=cart.id, item_id=item_id, actor=request_actor(request))
-        return cart_response(cart.id)
+        cart = services.remove_item(
+            cart_id=cart_id,
+            item_id=item_id,
+            actor=request_actor(request),
+            authorize=access_check(request),
+        )
+        return cart_response(cart)
 
 
 class CartValidateStockApi(APIView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from carts.errors import CartNotFound
@@ -21,6 +21,14 @@ def cart_items_queryset() -> QuerySet[CartItem]:
 def carts_with_items() -> QuerySet[Cart]:
     """Carts with their lines, products and warehouses loaded in one extra query."""
     return Cart.objects.prefetch_related(Prefetch("items", queryset=cart_items_queryset()))
+
+
+def with_items(cart: Cart) -> Cart:
+    """``cart`` (as a service left it) with its lines loaded afresh in one query, ready
+    for ``CartOutputSerializer``."""
+    getattr(cart, "_prefetched_objects_cache", {}).pop("items", None)
+    prefetch_related_objects([cart], Prefetch("items", queryset=cart_items_queryset()))
+    return cart
 
 
 def cart_with_items(*, cart_id: UUID) -> Cart:

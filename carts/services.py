@@ -17,7 +17,7 @@ from django.db import transaction
 
 from carts import transitions
 from carts.errors import InvalidCartStatus
-from carts.locks import lock_cart
+from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
 from carts.tokens import hash_token, new_token
 from config.exceptions import NotFound, ValidationFailed
@@ -81,14 +81,22 @@ def _warehouse(code: str | None) -> Warehouse:
 
 
 def add_item(
-    *, cart_id: UUID, sku: str, quantity: int, warehouse: str | None = None, actor: str
+    *,
+    cart_id: UUID,
+    sku: str,
+    quantity: int,
+    warehouse: str | None = None,
+    actor: str,
+    authorize: CartCheck | None = None,
 ) -> CartItem:
     """Adds ``quantity`` of the product ``sku`` to the cart; the same product again adds
     to its line (one line per product). The line's quantity stays within 1..1000 and the
-    product's currency must be the cart's. Locks: the cart."""
+    product's currency must be the cart's. ``item.cart`` is the cart as changed.
+    ``authorize`` is checked on the locked cart (see ``carts.locks.lock_cart``), as in
+    every function here. Locks: the cart."""
     _check_quantity(quantity)
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         _require_editable(cart)
         product = Product.objects.filter(sku=sku).first()
         if product is None:
@@ -133,6 +141,7 @@ def add_item(
                 )
             item.quantity += quantity
             item.save(update_fields=["quantity", "updated_at"])
+            item.cart = cart
         _reopen(cart, actor=actor)
         return item
 
@@ -144,14 +153,22 @@ def _cart_item(cart: Cart, item_id: int) -> CartItem:
     return item
 
 
-def update_item(*, cart_id: UUID, item_id: int, quantity: int, actor: str) -> CartItem:
+def update_item(
+    *,
+    cart_id: UUID,
+    item_id: int,
+    quantity: int,
+    actor: str,
+    authorize: CartCheck | None = None,
+) -> CartItem:
     """Sets the quantity of a line (1..1000), only while the cart is ``active`` or
-    ``abandoned``. Locks: the cart."""
+    ``abandoned``; ``item.cart`` is the cart as changed. Locks: the cart."""
     _check_quantity(quantity)
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         _require_editable(cart)
         item = _cart_item(cart, item_id)
+        item.cart = cart
         if item.quantity != quantity:
             item.quantity = quantity
             item.save(update_fields=["quantity", "updated_at"])
@@ -159,14 +176,16 @@ def update_item(*, cart_id: UUID, item_id: int, quantity: int, actor: str) -> Ca
         return item
 
 
-def remove_item(*, cart_id: UUID, item_id: int, actor: str) -> Cart:
+def remove_item(
+    *, cart_id: UUID, item_id: int, actor: str, authorize: CartCheck | None = None
+) -> Cart:
     """Removes a line. In ``checkout`` it also releases that line's pending reservation
     (reason ``item_removed``) and the checkout goes on with the other lines; removing the
     last line ends the checkout and the cart goes back to ``active`` (an empty cart has
     nothing to check out). Refused on a ``completed`` cart.
     Locks: the cart, then (through the reservation service) the line's stock row."""
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         if cart.status == CartStatus.COMPLETED:
             raise InvalidCartStatus(cart.status, "Items of a completed cart cannot be changed")
         item = _cart_item(cart, item_id)

@@ -21,12 +21,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from carts.access import get_cart_for_request
+from carts.access import access_check, get_cart_for_request, validated_body
 from carts.api import (
     CART_NOT_FOUND,
     CART_TOKEN_PARAMETER,
     cart_response,
 )
+from carts.models import Cart
 from carts.serializers import CartOutputSerializer
 from checkout import selectors, services
 from config.api import request_actor
@@ -89,8 +90,8 @@ class CheckoutStateOutputSerializer(serializers.Serializer):
     cart = CartOutputSerializer()
 
 
-def state_response(cart_id: UUID, *, status_code: int = status.HTTP_200_OK) -> Response:
-    state = selectors.checkout_state(cart_id=cart_id)
+def state_response(cart: Cart, *, status_code: int = status.HTTP_200_OK) -> Response:
+    state = selectors.checkout_state(cart=cart)
     return Response(CheckoutStateOutputSerializer(state).data, status=status_code)
 
 
@@ -140,10 +141,11 @@ class CheckoutApi(APIView):
         "already in checkout. Low stock is reported in `warnings`, not as an error.",
     )
     def post(self, request: Request, cart_id: UUID) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        cart, started = services.start_checkout(cart_id=cart.id, actor=request_actor(request))
+        cart, started = services.start_checkout(
+            cart_id=cart_id, actor=request_actor(request), authorize=access_check(request)
+        )
         return state_response(
-            cart.id, status_code=status.HTTP_201_CREATED if started else status.HTTP_200_OK
+            cart, status_code=status.HTTP_201_CREATED if started else status.HTTP_200_OK
         )
 
     @extend_schema(
@@ -160,7 +162,7 @@ class CheckoutApi(APIView):
     def get(self, request: Request, cart_id: UUID) -> Response:
         cart = get_cart_for_request(request, cart_id)
         services.get_checkout(cart=cart, actor=request_actor(request))
-        return state_response(cart.id)
+        return state_response(cart)
 
     @extend_schema(
         operation_id="checkout_update",
@@ -185,13 +187,14 @@ class CheckoutApi(APIView):
         "data is still saved. An address may be cleared with null.",
     )
     def patch(self, request: Request, cart_id: UUID) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        data = self.UpdateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.update_checkout(
-            cart_id=cart.id, changes=dict(data.validated_data), actor=request_actor(request)
+        data = validated_body(self.UpdateInputSerializer, request, cart_id)
+        cart = services.update_checkout(
+            cart_id=cart_id,
+            changes=dict(data),
+            actor=request_actor(request),
+            authorize=access_check(request),
         )
-        return state_response(cart.id)
+        return state_response(cart)
 
     @extend_schema(
         operation_id="checkout_cancel",
@@ -206,6 +209,7 @@ class CheckoutApi(APIView):
         "again with its saved data.",
     )
     def delete(self, request: Request, cart_id: UUID) -> Response:
-        cart = get_cart_for_request(request, cart_id)
-        services.cancel_checkout(cart_id=cart.id, actor=request_actor(request))
-        return cart_response(cart.id)
+        cart = services.cancel_checkout(
+            cart_id=cart_id, actor=request_actor(request), authorize=access_check(request)
+        )
+        return cart_response(cart)

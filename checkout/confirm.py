@@ -50,7 +50,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from carts.errors import CartEmpty, InvalidCartStatus
-from carts.locks import lock_cart
+from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
 from carts.serializers import line_total
 from carts.transitions import transition_cart
@@ -149,13 +149,15 @@ def confirm_checkout(
     idempotency_key: str = "",
     fingerprint: str = "",
     actor: str = "shopper",
+    authorize: CartCheck | None = None,
 ) -> ConfirmResult:
     """Pays for the cart and turns it into an order, exactly once (see the module doc).
 
     Raises ``INVALID_CART_STATUS`` (409), ``CHECKOUT_EXPIRED`` (410, after cleanup),
     ``CART_EMPTY``/``MISSING_CHECKOUT_DATA``/``INSUFFICIENT_STOCK`` (400),
     ``PAYMENT_DECLINED``/``PAYMENT_CAPTURE_FAILED`` (402), ``PAYMENT_TIMEOUT`` (504),
-    ``IDEMPOTENCY_CONFLICT`` (409).
+    ``IDEMPOTENCY_CONFLICT`` (409); ``CART_NOT_FOUND`` (404) if ``authorize`` refuses the
+    locked cart.
     """
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
         raise ValueError("idempotency key too long")
@@ -166,6 +168,7 @@ def confirm_checkout(
         fingerprint=fingerprint,
         gateway=gateway,
         actor=actor,
+        authorize=authorize,
     )
     if isinstance(prepared, _InFlight):
         prepared = _await_in_flight(payment_id=prepared.payment_id)
@@ -230,12 +233,13 @@ def _prepare(
     fingerprint: str,
     gateway: PaymentGateway,
     actor: str,
+    authorize: CartCheck | None,
 ) -> Payment | ConfirmResult | _InFlight:
     # Failures that must commit their cleanup first (expiry, stock) are raised after the
     # transaction; the others roll back a transaction that wrote nothing.
     failure: ApplicationError
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         key_row = None
         if idempotency_key:
             key_row = IdempotencyKey.objects.filter(cart=cart, key=idempotency_key).first()

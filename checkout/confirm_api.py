@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from carts.access import CART_TOKEN_HEADER, get_cart_for_request
+from carts.access import CART_TOKEN_HEADER, access_check, request_body
 from checkout.confirm import IDEMPOTENCY_KEY_MAX_LENGTH, confirm_checkout, request_fingerprint
 from config.api import request_actor
 from config.exceptions import ValidationFailed
@@ -30,8 +30,8 @@ from orders.serializers import OrderOutputSerializer
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
-def _body(request: Request) -> Any:
-    data = request.data
+def _body(request: Request, cart_id: UUID) -> Any:
+    data = request_body(request, cart_id)
     if hasattr(data, "dict"):  # an empty body parses to an empty QueryDict
         data = data.dict()
     return data
@@ -148,20 +148,20 @@ class CheckoutConfirmApi(APIView):
                     ]
                 }
             )
-        cart = get_cart_for_request(request, cart_id)
         result = confirm_checkout(
-            cart_id=cart.id,
+            cart_id=cart_id,
             idempotency_key=key,
             fingerprint=request_fingerprint(
-                method=request.method, path=request.path, body=_body(request)
+                method=request.method, path=request.path, body=_body(request, cart_id)
             ),
             actor=request_actor(request),
+            authorize=access_check(request),
         )
         if result.order is None:
             body = self.ProcessingOutputSerializer(
                 {
                     "status": "processing",
-                    "cart_id": cart.id,
+                    "cart_id": cart_id,
                     "payment_id": result.payment.id,
                     "message": "Your payment was received; your order is being finalised.",
                 }

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from carts import transitions
 from carts.errors import CartEmpty, InvalidCartStatus
-from carts.locks import lock_cart
+from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartStatus
 from carts.selectors import cart_items_queryset, cart_line_stock
 from checkout.errors import CheckoutExpired
@@ -175,7 +175,9 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
     return cart, True
 
 
-def start_checkout(*, cart_id: UUID, actor: str) -> tuple[Cart, bool]:
+def start_checkout(
+    *, cart_id: UUID, actor: str, authorize: CartCheck | None = None
+) -> tuple[Cart, bool]:
     """Starts checkout on an ``active`` or ``abandoned`` (restart) cart with items: all
     lines are reserved or none (:class:`InsufficientStock` lists every short line, and the
     cart stays as it was), for ``CHECKOUT_RESERVATION_TTL_SECONDS``; the cart goes to
@@ -183,15 +185,17 @@ def start_checkout(*, cart_id: UUID, actor: str) -> tuple[Cart, bool]:
 
     Returns the cart and whether this call started the checkout: a cart already in
     checkout is returned as it is (no second set of reservations); one whose checkout has
-    expired is cleaned up (committed) and started afresh. Locks: the cart, then stock rows.
+    expired is cleaned up (committed) and started afresh. ``authorize`` is checked on the
+    locked cart (``carts.locks.lock_cart``), as in every function here that takes it.
+    Locks: the cart, then stock rows.
     """
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         if not (cart.status == CartStatus.CHECKOUT and is_expired(cart)):
             return _start_locked(cart, actor=actor)
         _abandon_locked(cart, reason="expired", actor=actor)
     with transaction.atomic():
-        return _start_locked(lock_cart(cart_id), actor=actor)
+        return _start_locked(lock_cart(cart_id, authorize=authorize), actor=actor)
 
 
 def get_checkout(*, cart: Cart, actor: str) -> Cart:
@@ -247,7 +251,13 @@ def _extend_locked(cart: Cart, *, now: datetime, actor: str) -> None:
     cart.extensions_used += 1
 
 
-def update_checkout(*, cart_id: UUID, changes: dict[str, Any], actor: str) -> Cart:
+def update_checkout(
+    *,
+    cart_id: UUID,
+    changes: dict[str, Any],
+    actor: str,
+    authorize: CartCheck | None = None,
+) -> Cart:
     """Saves checkout data (any of ``UPDATABLE_FIELDS``) on a cart in checkout.
 
     Shopper activity keeps the reservations alive: when less than
@@ -261,7 +271,7 @@ def update_checkout(*, cart_id: UUID, changes: dict[str, Any], actor: str) -> Ca
     if unknown:
         raise ValueError(f"not checkout fields: {sorted(unknown)}")
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         _require_checkout(cart)
         now = timezone.now()
         expired = is_expired(cart, now=now)
@@ -293,12 +303,12 @@ def refuse_while_paying(cart: Cart) -> None:
         raise InvalidCartStatus(cart.status, "A payment for this cart is in progress")
 
 
-def cancel_checkout(*, cart_id: UUID, actor: str) -> Cart:
+def cancel_checkout(*, cart_id: UUID, actor: str, authorize: CartCheck | None = None) -> Cart:
     """The shopper backs out: the cart's pending reservations are released
     (``checkout_cancelled``) and the cart goes back to ``active`` with its data kept.
     Locks: the cart, then stock rows and reservations."""
     with transaction.atomic():
-        cart = lock_cart(cart_id)
+        cart = lock_cart(cart_id, authorize=authorize)
         _require_checkout(cart)
         refuse_while_paying(cart)
         inventory.release(

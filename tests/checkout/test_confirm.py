@@ -586,10 +586,11 @@ def test_payment_interrupted_long_ago_does_not_block_the_cart(api_client, settin
 # --- cost ---------------------------------------------------------------------------------
 
 
-# The whole confirm request: access, prepare (lock, checks, extension, payment row),
-# payment updates, the order transaction (order, items, reservation confirmation, cart)
-# and the answer. Savepoints included, as the test runs inside a transaction.
-CONFIRM_QUERIES = 34
+# The whole confirm request: prepare (cart lock with the access check, checks, extension,
+# payment row), payment updates, the order transaction (order, items, reservation
+# confirmation, cart) and the answer. Savepoints included, as the test runs inside a
+# transaction.
+CONFIRM_QUERIES = 33
 
 
 @pytest.mark.parametrize("lines", [1, 10])

@@ -140,6 +140,24 @@ def test_cart_operation_answers_cart_not_found_to_anyone_but_its_holder(op, who,
     _assert_envelope(response, 404, "CART_NOT_FOUND")
 
 
+@pytest.mark.parametrize("op", [op for op in CART_OPS if op.method != "GET"], ids=str)
+@pytest.mark.parametrize(
+    "body",
+    ['{"quantity": ', '{"sku": "", "quantity": -1, "current_step": 99}'],
+    ids=["malformed JSON", "invalid fields"],
+)
+def test_a_bad_body_does_not_get_past_the_cart_check(op, body, carts):
+    """Access is decided before the body is looked at: a stranger's bad request learns
+    nothing from validation errors."""
+    response = getattr(APIClient(), op.method.lower())(
+        _cart_path(op, carts),
+        body,
+        content_type="application/json",
+        HTTP_X_CART_TOKEN=carts["token_b"],
+    )
+    _assert_envelope(response, 404, "CART_NOT_FOUND")
+
+
 @pytest.mark.parametrize("op", CART_OPS, ids=str)
 def test_cart_operation_is_open_to_its_own_token(op, carts):
     """The control of the test above: the refusal is about the token, not the request."""
