@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import FilteredRelation, Prefetch, Q, QuerySet, Sum, prefetch_related_objects
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from carts.errors import CartNotFound
 from carts.models import Cart, CartItem
-from inventory.models import Reservation, ReservationStatus, StockLevel
+from inventory.models import ReservationStatus, StockLevel
 from inventory.services import stock_status
 
 
@@ -74,7 +75,8 @@ class LineStock:
 
 def cart_line_stock(*, cart: Cart) -> list[LineStock]:
     """Stock of every line of ``cart`` (whose items are loaded, see ``cart_with_items``).
-    Two queries whatever the number of lines."""
+    One query whatever the number of lines: the stock rows with the sums of the pending
+    reservations that count for this cart (its own, and lapsed ones of anybody)."""
     items = list(cart.items.all())
     if not items:
         return []
@@ -83,35 +85,34 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
     for item in items:
         pairs |= Q(product_id=item.product_id, warehouse_id=item.warehouse_id)
     rows = {
-        (row.product_id, row.warehouse_id): row
-        for row in StockLevel.objects.filter(pairs).only(
-            "id", "product_id", "warehouse_id", "on_hand", "reserved"
+        (row["product_id"], row["warehouse_id"]): row
+        for row in StockLevel.objects.filter(pairs)
+        .annotate(
+            held=FilteredRelation(
+                "reservations",
+                condition=Q(reservations__status=ReservationStatus.PENDING)
+                & (Q(reservations__cart_id=cart.id) | Q(reservations__expires_at__lte=now)),
+            )
+        )
+        .values("product_id", "warehouse_id", "on_hand", "reserved")
+        .annotate(
+            counts_as_free=Coalesce(Sum("held__quantity"), 0),
+            own=Coalesce(
+                Sum("held__quantity", filter=Q(held__cart_id=cart.id, held__expires_at__gt=now)),
+                0,
+            ),
         )
     }
-    held = Reservation.objects.filter(
-        stock_level_id__in=[row.id for row in rows.values()],
-        status=ReservationStatus.PENDING,
-    ).filter(Q(cart_id=cart.id) | Q(expires_at__lte=now))
-    own: dict[tuple[UUID, int], int] = {}
-    counts_as_free: dict[tuple[UUID, int], int] = {}
-    for product_id, warehouse_id, cart_id, expires_at, quantity in held.values_list(
-        "product_id", "warehouse_id", "cart_id", "expires_at", "quantity"
-    ):
-        key = (product_id, warehouse_id)
-        counts_as_free[key] = counts_as_free.get(key, 0) + quantity
-        if cart_id == cart.id and expires_at > now:
-            own[key] = own.get(key, 0) + quantity
     lines = []
     for item in items:
-        key = (item.product_id, item.warehouse_id)
-        row = rows.get(key)
-        free = (row.on_hand - row.reserved + counts_as_free.get(key, 0)) if row else 0
+        row = rows.get((item.product_id, item.warehouse_id))
+        free = (row["on_hand"] - row["reserved"] + row["counts_as_free"]) if row else 0
         lines.append(
             LineStock(
                 item=item,
                 requested=item.quantity,
                 available=max(free, 0),
-                reserved=own.get(key, 0),
+                reserved=row["own"] if row else 0,
             )
         )
     return lines

@@ -14,6 +14,7 @@ from uuid import UUID
 import pycountry
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Subquery
 
 from carts import transitions
 from carts.errors import InvalidCartStatus
@@ -72,11 +73,10 @@ def _check_quantity(quantity: int) -> None:
         )
 
 
-def _warehouse(code: str | None) -> Warehouse:
-    qs = Warehouse.objects.filter(code=code) if code else Warehouse.objects.filter(is_default=True)
-    warehouse = qs.first()
+def _warehouse(code: str) -> Warehouse:
+    warehouse = Warehouse.objects.filter(code=code).first()
     if warehouse is None:
-        raise WarehouseNotFound(details={"warehouse": code} if code else {})
+        raise WarehouseNotFound(details={"warehouse": code})
     return warehouse
 
 
@@ -98,7 +98,14 @@ def add_item(
     with transaction.atomic():
         cart = lock_cart(cart_id, authorize=authorize)
         _require_editable(cart)
-        product = Product.objects.filter(sku=sku).first()
+        products = Product.objects.filter(sku=sku)
+        if not warehouse:  # the default warehouse comes with the product, in one query
+            products = products.annotate(
+                default_warehouse_id=Subquery(
+                    Warehouse.objects.filter(is_default=True).values("id")[:1]
+                )
+            )
+        product = products.first()
         if product is None:
             raise ProductNotFound(details={"sku": sku})
         if product.currency != cart.currency:
@@ -116,8 +123,11 @@ def add_item(
             .first()
         )
         if item is None:
+            warehouse_id = _warehouse(warehouse).id if warehouse else product.default_warehouse_id
+            if warehouse_id is None:
+                raise WarehouseNotFound(details={})
             item = CartItem(
-                cart=cart, product=product, warehouse=_warehouse(warehouse), quantity=quantity
+                cart=cart, product=product, warehouse_id=warehouse_id, quantity=quantity
             )
             item.save()
         else:

@@ -94,10 +94,12 @@ def low_stock_warnings(lines: list[LineStock]) -> list[dict[str, Any]]:
 
 
 def checkout_state(*, cart: Cart) -> CheckoutState:
-    """The checkout state of ``cart`` (as read or as a service left it); a constant
-    number of queries (four: lines, reservations, stock, own holds) whatever the number
-    of lines."""
-    with_items(cart)
+    """The checkout state of ``cart`` as read or as a service of ``checkout.services``
+    returned it; at most three queries (lines, reservations, stock) whatever the number
+    of lines. Lines a service loaded under its lock (start, extension) are used as they
+    are: nothing changes them after."""
+    if "items" not in getattr(cart, "_prefetched_objects_cache", {}):
+        with_items(cart)
     return CheckoutState(
         cart=cart,
         reservations=pending_reservations(cart_id=cart.id),

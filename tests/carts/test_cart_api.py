@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from carts.models import Cart, CartItem, CartStatus
-from inventory.models import StockLevel
+from inventory.models import StockLevel, Warehouse
 from tests.carts.shopper import (
     API,
     Shopper,
@@ -244,6 +244,19 @@ def test_an_unknown_warehouse_is_not_found():
     assert error_of(response)["code"] == "NOT_FOUND"
 
 
+def test_without_a_default_warehouse_a_line_needs_a_named_one():
+    stocked(sku="W-3")
+    Warehouse.objects.filter(is_default=True).update(is_default=False)
+    shopper = Shopper()
+    shopper.create_cart()
+
+    response = shopper.add("W-3", 1)
+
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "NOT_FOUND"
+    assert shopper.add("W-3", 1, warehouse="default").status_code == 201
+
+
 def test_patch_sets_the_quantity_of_a_line():
     stocked(sku="P-1", price=Decimal("2.00"))
     shopper = Shopper()
@@ -376,7 +389,7 @@ def test_adding_an_item_costs_the_same_number_of_queries_for_1_or_10_lines(
     sku = stocked().product.sku
 
     small, large = assert_constant_queries(
-        django_assert_num_queries, lambda: one.add(sku, 1), lambda: ten.add(sku, 1), at_most=9
+        django_assert_num_queries, lambda: one.add(sku, 1), lambda: ten.add(sku, 1), at_most=8
     )
 
     assert (len(small.json()["items"]), len(large.json()["items"])) == (2, 11)

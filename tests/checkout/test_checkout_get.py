@@ -165,7 +165,7 @@ def test_reading_the_state_costs_the_same_number_of_queries_for_1_or_10_lines(
 
     # access check, then the state: cart, lines, reservations, stock rows, holds
     small, large = assert_constant_queries(
-        django_assert_num_queries, one.state, ten.state, at_most=5
+        django_assert_num_queries, one.state, ten.state, at_most=4
     )
 
     assert (len(small.json()["reservation_ids"]), len(large.json()["reservation_ids"])) == (1, 10)
