@@ -7,7 +7,9 @@ Invariants kept by every function here (SPEC §3), checked by ``manage.py check_
 * confirm moves a quantity out of both ``on_hand`` and ``reserved``; release/expire give
   ``reserved`` back; restock gives ``on_hand`` back.
 
-Locks (see ``inventory.locks``): every function runs in ``transaction.atomic()`` and locks
+Locks (see ``inventory.locks``): every function runs in a transaction (its own, or the
+caller's: extend, confirm, release, expire and restock take no savepoint, see
+``_changes_then_refusals``; reserve does, as its reclaim is undone with a refusal) and locks
 the StockLevel rows it touches in ascending primary key order, then the Reservation rows
 in ascending primary key order, with one query whatever the number of lines. A caller
 that acts for a cart locks the Cart row before calling. Nothing here talks to the
@@ -28,7 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,7 +44,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from config import metrics
-from config.exceptions import ValidationFailed
+from config.exceptions import ApplicationError, ValidationFailed
 from config.logging import get_request_id
 from inventory import locks
 from inventory.errors import (
@@ -505,6 +508,24 @@ def _load_for_update(reservation_ids: Iterable[int]) -> list[Reservation]:
     return reservations
 
 
+@contextmanager
+def _changes_then_refusals() -> Iterator[None]:
+    """``transaction.atomic()`` without a savepoint of its own: inside a caller's
+    transaction (a checkout) a savepoint costs two round trips per call. For functions
+    that refuse (an ``ApplicationError``) before they write anything: the refusal is
+    raised once the block has closed cleanly, so the caller's transaction stays usable,
+    as a savepoint rollback left it; any other error ends the caller's transaction too.
+    """
+    refusal: ApplicationError | None = None
+    with transaction.atomic(savepoint=False):
+        try:
+            yield
+        except ApplicationError as exc:
+            refusal = exc
+    if refusal is not None:
+        raise refusal
+
+
 def extend(
     *,
     reservation_ids: Sequence[int],
@@ -525,7 +546,7 @@ def extend(
         return []
     _check_expiry(expires_at)
     try:
-        with transaction.atomic():
+        with _changes_then_refusals():
             reservations = _load_for_update(reservation_ids)
             now = timezone.now()  # after the wait for the locks
             inactive = [
@@ -587,7 +608,7 @@ def confirm(
     """
     if not reservation_ids:
         return []
-    with transaction.atomic():
+    with _changes_then_refusals():
         reservations = _load_for_update(reservation_ids)
         now = timezone.now()  # after the wait for the locks
         refused = [
@@ -638,7 +659,7 @@ def release(
     """
     if not reservation_ids:
         return []
-    with transaction.atomic():
+    with _changes_then_refusals():
         reservations = _load_for_update(reservation_ids)
         now = timezone.now()  # after the wait for the locks
         confirmed = [r.id for r in reservations if r.status == ReservationStatus.CONFIRMED]
@@ -668,7 +689,7 @@ def expire(*, reservation_ids: Sequence[int], actor: str = "system") -> list[Res
     whatever the number of lines."""
     if not reservation_ids:
         return []
-    with transaction.atomic():
+    with _changes_then_refusals():
         reservations = _load_for_update(reservation_ids)
         now = timezone.now()  # after the wait for the locks
         ending = [
@@ -708,7 +729,7 @@ def restock(
     Locks: stock rows, then reservations. Queries: two whatever the number of lines."""
     if not reservation_ids:
         return []
-    with transaction.atomic():
+    with _changes_then_refusals():
         reservations = _load_for_update(reservation_ids)
         now = timezone.now()  # after the wait for the locks
         confirmed = [r for r in reservations if r.status == ReservationStatus.CONFIRMED]

@@ -590,7 +590,7 @@ def test_payment_interrupted_long_ago_does_not_block_the_cart(api_client, settin
 # payment row), payment updates, the order transaction (order, items, reservation
 # confirmation, cart) and the answer. Savepoints included, as the test runs inside a
 # transaction.
-CONFIRM_QUERIES = 33
+CONFIRM_QUERIES = 29
 
 
 @pytest.mark.parametrize("lines", [1, 10])
