@@ -77,6 +77,17 @@ def expect_confirmation(page) -> Order:
     return order
 
 
+def two_mugs_ready_to_pay(browser, stocked_product, *, payment: str = "Card"):
+    """A shopper in checkout with 2 of 5 blue mugs and every detail filled in; returns the
+    product and the cart id."""
+    mug = stocked_product(name="Blue mug", on_hand=5, price="12.50")
+    browser.open("/")
+    add_to_cart(browser.page, mug, 2)
+    start_checkout_from_cart(browser.page)
+    fill_details(browser.page, payment=payment)
+    return mug, stored_cart_id(browser.page)
+
+
 def stock(product) -> StockLevel:
     return StockLevel.objects.get(product=product)
 
@@ -258,13 +269,7 @@ def test_failed_payment_is_explained_and_a_retry_succeeds(
     browser, stocked_product, method, code, title
 ):
     page = browser.page
-    mug = stocked_product(name="Blue mug", on_hand=5, price="12.50")
-
-    browser.open("/")
-    add_to_cart(page, mug, 2)
-    start_checkout_from_cart(page)
-    cart_id = stored_cart_id(page)
-    fill_details(page, payment=method)
+    mug, cart_id = two_mugs_ready_to_pay(browser, stocked_product, payment=method)
     place_order(page)
 
     alert = page.locator(f'[data-notice] [data-error-code="{code}"]')
@@ -423,12 +428,7 @@ def test_paid_order_still_being_written_is_finished_by_checking_again(browser, s
     from tests.orders.checkout_setup import accept_new_orders, refuse_new_orders
 
     page = browser.page
-    mug = stocked_product(name="Blue mug", on_hand=5, price="12.50")
-    browser.open("/")
-    add_to_cart(page, mug, 2)
-    start_checkout_from_cart(page)
-    cart_id = stored_cart_id(page)
-    fill_details(page)
+    mug, cart_id = two_mugs_ready_to_pay(browser, stocked_product)
 
     refuse_new_orders()  # the order cannot be written after the capture
     try:
