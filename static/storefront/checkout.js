@@ -603,9 +603,10 @@ form.addEventListener("submit", async (event) => {
   form.setAttribute("aria-busy", "true");
   try {
     const order = await placeTheOrder();
-    if (order.status === "processing") {
-      // 202: paid, but the order is not written yet. Placing the order again with the
-      // same key finishes it without a second charge.
+    if (!order.id) {
+      // 202 {status: "processing", payment_id}: paid, but the order is not written yet
+      // (an order has an id; its own status may be "processing" too). Placing the order
+      // again with the same key finishes it without a second charge.
       paid = true;
       showAlert(
         notice,
