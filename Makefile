@@ -13,7 +13,7 @@ help:
 	@echo "make run            install, migrate, seed the demo catalog, start web + worker + beat"
 	@echo "make test           install dev requirements and run the whole test suite"
 	@echo "make browser        install Debian's Chromium for the storefront browser tests (if missing)"
-	@echo "make lint           ruff check + format check + makemigrations --check"
+	@echo "make lint           ruff check + format check + import layers (import-linter) + makemigrations --check"
 	@echo "make compose-check  validate docker-compose.yml with docker-compose config"
 	@echo "make alerts-check   promtool check + unit tests of the Prometheus rules (config/prometheus)"
 
@@ -70,6 +70,7 @@ test: $(VENV)/.installed-dev browser alerts-check
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(VENV)/.installed-dev

@@ -1,26 +1,21 @@
 """Staff views of carts (the quotes) with their items, reservations and payments.
 
 A cart's status changes only through the checkout services (``cancel_checkout``,
-``abandon_checkout``), which the actions call; the cart form itself is read-only.
+``abandon_checkout``); ``checkout.admin`` registers this admin with the actions that call
+them. The cart form itself is read-only.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.contrib import admin
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from carts.models import Cart, CartItem, CartStatus
-from checkout.confirm import IN_FLIGHT, in_flight_window
-from checkout.models import Payment, PaymentStatus
-from checkout.services import abandon_checkout, cancel_checkout
-from config.exceptions import ApplicationError
-from inventory.admin import LapsedFilter, ReadOnlyAdmin, ReadOnlyInline, admin_link, staff_actor
+from carts.models import Cart, CartItem
+from core.admin import LapsedFilter, ReadOnlyAdmin, ReadOnlyInline, admin_link
 from inventory.models import Reservation
-
-# Label of carts_abandoned_total and of the cart status log line for staff abandons.
-STAFF_ABANDON_REASON = "staff"
+from payments.models import Payment
 
 
 class CartItemInline(ReadOnlyInline):
@@ -74,8 +69,10 @@ class CartExpiredFilter(LapsedFilter):
     title = "expired (reservations lapsed)"
 
 
-@admin.register(Cart)
 class CartAdmin(ReadOnlyAdmin):
+    """Registered by ``checkout.admin`` with the checkout actions (cancel, abandon), which
+    call checkout services this layer cannot import."""
+
     list_display = (
         "id",
         "status",
@@ -113,7 +110,6 @@ class CartAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     inlines = [CartItemInline, CartReservationInline, CartPaymentInline]
-    actions = ["cancel_checkout", "abandon_checkout"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(lines=Count("items", distinct=True))
@@ -132,71 +128,3 @@ class CartAdmin(ReadOnlyAdmin):
     def order_link(self, obj: Cart) -> str:
         order = getattr(obj, "order", None)
         return admin_link(order, order.number if order else None)
-
-    def _in_checkout_not_paying(self, queryset: QuerySet) -> tuple[list, int]:
-        """The selected carts in checkout that no confirm or reconciliation is using (a
-        payment in flight, or captured without an order yet), and how many were left."""
-        since = timezone.now() - in_flight_window()
-        paying = Payment.objects.filter(cart_id=OuterRef("id")).filter(
-            Q(status=PaymentStatus.CAPTURED, order__isnull=True)
-            | Q(
-                status__in=IN_FLIGHT,
-                needs_attention=False,
-                created_at__gte=since,
-            )
-        )
-        rows = list(
-            queryset.order_by()
-            .annotate(paying=Exists(paying))
-            .values_list("id", "status", "paying")
-        )
-        due = [pk for pk, status, busy in rows if status == CartStatus.CHECKOUT and not busy]
-        return due, len(rows) - len(due)
-
-    @admin.action(
-        description="Cancel checkout (release reservations, cart back to active)",
-        permissions=["act"],
-    )
-    def cancel_checkout(self, request: HttpRequest, queryset: QuerySet) -> None:
-        due, left = self._in_checkout_not_paying(queryset)
-        done, failed = 0, []
-        for cart_id in due:
-            try:
-                cancel_checkout(cart_id=cart_id, actor=staff_actor(request))
-                done += 1
-            except ApplicationError as exc:
-                failed.append(f"{str(cart_id)[:8]}: {exc.message}")
-        self._report(request, "Cancelled the checkout of", done, left, failed)
-
-    @admin.action(
-        description="Abandon checkout (release reservations, cart abandoned)",
-        permissions=["act"],
-    )
-    def abandon_checkout(self, request: HttpRequest, queryset: QuerySet) -> None:
-        due, left = self._in_checkout_not_paying(queryset)
-        done, failed = 0, []
-        for cart_id in due:
-            try:
-                if abandon_checkout(
-                    cart_id=cart_id, reason=STAFF_ABANDON_REASON, actor=staff_actor(request)
-                ):
-                    done += 1
-                else:
-                    left += 1
-            except ApplicationError as exc:
-                failed.append(f"{str(cart_id)[:8]}: {exc.message}")
-        self._report(request, "Abandoned", done, left, failed)
-
-    def _report(
-        self, request: HttpRequest, verb: str, done: int, left: int, failed: list[str]
-    ) -> None:
-        self.message_user(request, f"{verb} {done} cart(s).", messages.SUCCESS)
-        if left:
-            self.message_user(
-                request,
-                f"Left {left} cart(s) alone: not in checkout, or a payment is in flight or "
-                "captured without an order (reconciliation needs its reservations).",
-                messages.WARNING,
-            )
-        if failed:
-            self.message_user(request, "Failed: " + "; ".join(failed), messages.ERROR)

@@ -22,9 +22,9 @@ from carts import selectors, services
 from carts.access import CART_TOKEN_HEADER, access_check, get_cart_for_request, validated_body
 from carts.models import Cart
 from carts.serializers import CartCreatedOutputSerializer, CartOutputSerializer
-from config import metrics
-from config.api import request_actor
-from config.schema import error_responses
+from core import metrics
+from core.api import request_actor
+from core.schema import error_responses
 
 CARTS = ["carts"]
 

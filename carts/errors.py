@@ -1,6 +1,6 @@
 """Cart errors, each with its API.md code."""
 
-from config.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 
 class CartNotFound(ApplicationError):

@@ -21,10 +21,11 @@ from carts.errors import InvalidCartStatus
 from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
 from carts.tokens import hash_token, new_token
-from config.exceptions import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from inventory import services as inventory
 from inventory.errors import ProductNotFound, WarehouseNotFound
 from inventory.models import Product, ReleaseReason, Reservation, ReservationStatus, Warehouse
+from payments.models import Payment
 
 MAX_LINE_QUANTITY = 1000
 EDITABLE_STATUSES = frozenset({CartStatus.ACTIVE, CartStatus.ABANDONED})
@@ -64,6 +65,17 @@ def _reopen(cart: Cart, *, actor: str) -> None:
         cart.save(update_fields=fields)
     else:
         cart.save(update_fields=["updated_at"])
+
+
+def refuse_while_paying(cart: Cart) -> None:
+    """A cart whose confirm is paying right now must not lose its reservations or lines:
+    the payment would be captured for stock no longer held. The caller holds the cart
+    lock, under which confirm records its in-flight payment, so the check cannot race."""
+    if (
+        cart.status == CartStatus.CHECKOUT
+        and Payment.objects.in_flight().filter(cart_id=cart.id).exists()
+    ):
+        raise InvalidCartStatus(cart.status, "A payment for this cart is in progress")
 
 
 def _check_quantity(quantity: int) -> None:
@@ -200,8 +212,6 @@ def remove_item(
             raise InvalidCartStatus(cart.status, "Items of a completed cart cannot be changed")
         item = _cart_item(cart, item_id)
         if cart.status == CartStatus.CHECKOUT:
-            from checkout.services import refuse_while_paying  # checkout builds on carts
-
             refuse_while_paying(cart)
             held = list(
                 Reservation.objects.filter(

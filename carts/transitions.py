@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from carts.errors import InvalidCartStatus
 from carts.models import Cart, CartStatus
-from config import metrics
+from core import metrics
 
 logger = logging.getLogger("carts.status")
 

@@ -1,124 +1,91 @@
-"""Staff views of payments and idempotency records.
+"""Staff views of the checkout: carts with the checkout actions, idempotency records.
 
-A payment is the record of what the gateway did; only the staff follow-up fields
-(``needs_attention``, ``attention_reason``) are editable. A payment captured without an
-order (money taken, order not written) is one filter away, and the reconcile action runs
-the same job as beat.
+The cart actions call the checkout services (``cancel_checkout``, ``abandon_checkout``)
+and leave alone every cart whose payment is in flight or captured without an order:
+the confirm, or reconciliation, still needs its reservations.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 
-from checkout.cleanup import RECONCILE_PAYMENTS
-from checkout.models import IdempotencyKey, Payment, PaymentStatus
-from inventory.admin import ReadOnlyAdmin, admin_link, cart_admin_link, staff_actor
+from carts.admin import CartAdmin
+from carts.models import Cart, CartStatus
+from checkout.models import IdempotencyKey
+from checkout.services import abandon_checkout, cancel_checkout
+from core.admin import ReadOnlyAdmin, staff_actor
+from core.errors import ApplicationError
+from payments.models import Payment
+
+# Label of carts_abandoned_total and of the cart status log line for staff abandons.
+STAFF_ABANDON_REASON = "staff"
 
 
-class CapturedWithoutOrderFilter(admin.SimpleListFilter):
-    title = "captured without order"
-    parameter_name = "captured_without_order"
+@admin.register(Cart)
+class CheckoutCartAdmin(CartAdmin):
+    actions = ["cancel_checkout", "abandon_checkout"]
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
-        return (("yes", "Yes — money taken, no order"),)
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(status=PaymentStatus.CAPTURED, order__isnull=True)
-        return queryset
-
-
-@admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "status",
-        "amount",
-        "currency",
-        "method",
-        "cart_link",
-        "order_link",
-        "needs_attention",
-        "attempts",
-        "error_code",
-        "created_at",
-        "captured_at",
-    )
-    list_filter = (
-        "status",
-        "needs_attention",
-        CapturedWithoutOrderFilter,
-        "gateway",
-        "method",
-        "created_at",
-    )
-    search_fields = (
-        "id",
-        "cart__id",
-        "order__number",
-        "payment_id",
-        "authorization_id",
-        "idempotency_key",
-    )
-    list_select_related = ("order",)
-    date_hierarchy = "created_at"
-    fields = (
-        "id",
-        "status",
-        "needs_attention",
-        "attention_reason",
-        "cart_link",
-        "order_link",
-        "gateway",
-        "method",
-        "amount",
-        "currency",
-        "idempotency_key",
-        "authorization_id",
-        "payment_id",
-        "attempts",
-        "error_code",
-        "error_message",
-        "created_at",
-        "updated_at",
-        "authorized_at",
-        "captured_at",
-        "voided_at",
-    )
-    readonly_fields = tuple(f for f in fields if f not in {"needs_attention", "attention_reason"})
-    actions = ["reconcile_now"]
-
-    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        # Staff may mark a flagged payment as handled; everything else is read-only.
-        return self.has_act_permission(request)
-
-    @admin.display(description="cart")
-    def cart_link(self, obj: Payment) -> str:
-        return cart_admin_link(obj.cart_id)
-
-    @admin.display(description="order", ordering="order__number")
-    def order_link(self, obj: Payment) -> str:
-        return admin_link(obj.order, obj.order.number if obj.order else None)
+    def _in_checkout_not_paying(self, queryset: QuerySet) -> tuple[list, int]:
+        """The selected carts in checkout that no confirm or reconciliation is using (a
+        payment in flight, or captured without an order yet), and how many were left."""
+        paying = Payment.objects.holding_cart().filter(cart_id=OuterRef("id"))
+        rows = list(
+            queryset.order_by()
+            .annotate(paying=Exists(paying))
+            .values_list("id", "status", "paying")
+        )
+        due = [pk for pk, status, busy in rows if status == CartStatus.CHECKOUT and not busy]
+        return due, len(rows) - len(due)
 
     @admin.action(
-        description="Reconcile captured payments now (write their orders or flag them)",
+        description="Cancel checkout (release reservations, cart back to active)",
         permissions=["act"],
     )
-    def reconcile_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        run = RECONCILE_PAYMENTS.run(
-            batch_size=settings.CLEANUP_BATCH_SIZE,
-            max_batches=settings.CLEANUP_MAX_BATCHES_PER_RUN,
-            actor=staff_actor(request),
-        )
-        self.message_user(
-            request,
-            f"Reconciliation handled {run.done} payment(s) (orders written or flagged for "
-            "attention); payments captured in the last minute are left to their own confirm.",
-            messages.SUCCESS if not run.errors else messages.WARNING,
-        )
+    def cancel_checkout(self, request: HttpRequest, queryset: QuerySet) -> None:
+        due, left = self._in_checkout_not_paying(queryset)
+        done, failed = 0, []
+        for cart_id in due:
+            try:
+                cancel_checkout(cart_id=cart_id, actor=staff_actor(request))
+                done += 1
+            except ApplicationError as exc:
+                failed.append(f"{str(cart_id)[:8]}: {exc.message}")
+        self._report(request, "Cancelled the checkout of", done, left, failed)
+
+    @admin.action(
+        description="Abandon checkout (release reservations, cart abandoned)",
+        permissions=["act"],
+    )
+    def abandon_checkout(self, request: HttpRequest, queryset: QuerySet) -> None:
+        due, left = self._in_checkout_not_paying(queryset)
+        done, failed = 0, []
+        for cart_id in due:
+            try:
+                if abandon_checkout(
+                    cart_id=cart_id, reason=STAFF_ABANDON_REASON, actor=staff_actor(request)
+                ):
+                    done += 1
+                else:
+                    left += 1
+            except ApplicationError as exc:
+                failed.append(f"{str(cart_id)[:8]}: {exc.message}")
+        self._report(request, "Abandoned", done, left, failed)
+
+    def _report(
+        self, request: HttpRequest, verb: str, done: int, left: int, failed: list[str]
+    ) -> None:
+        self.message_user(request, f"{verb} {done} cart(s).", messages.SUCCESS)
+        if left:
+            self.message_user(
+                request,
+                f"Left {left} cart(s) alone: not in checkout, or a payment is in flight or "
+                "captured without an order (reconciliation needs its reservations).",
+                messages.WARNING,
+            )
+        if failed:
+            self.message_user(request, "Failed: " + "; ".join(failed), messages.ERROR)
 
 
 @admin.register(IdempotencyKey)

@@ -30,8 +30,8 @@ from carts.api import (
 from carts.models import Cart
 from carts.serializers import CartOutputSerializer
 from checkout import selectors, services
-from config.api import request_actor
-from config.schema import error_responses
+from core.api import request_actor
+from core.schema import error_responses
 
 CHECKOUT = ["checkout"]
 EXPIRED = (410, "CHECKOUT_EXPIRED: the reservations lapsed; the cart is now abandoned")

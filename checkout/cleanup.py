@@ -1,6 +1,6 @@
 """Checkout sweepers (SPEC §9): abandon expired checkouts, abandon stale checkouts,
-reconcile captured payments; and the list of every cleanup job in the order ``cleanup``
-runs them.
+reconcile captured payments. (``ops.jobs`` lists every cleanup job in the order
+``manage.py cleanup`` runs them.)
 
 Both abandon jobs pick carts in ``checkout`` in an ordered batch, then take each cart in
 its own short transaction with ``SELECT ... FOR UPDATE SKIP LOCKED`` and re-check that it
@@ -27,16 +27,14 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from carts.models import Cart, CartStatus
-from checkout.confirm import IN_FLIGHT, in_flight_window
-from checkout.models import Payment, PaymentStatus
 from checkout.reconcile import GRACE_SECONDS, reconcile_captured_payments
 from checkout.services import abandon_checkout
-from config.jobs import NEVER_SWALLOWED, Batch, Job, JobRun, run_batches
-from inventory.cleanup import EXPIRE_RESERVATIONS, RELEASE_ORPHANED_RESERVATIONS
+from core.jobs import NEVER_SWALLOWED, Batch, Job, JobRun, run_batches
+from payments.models import Payment
 
 logger = logging.getLogger("checkout.cleanup")
 
@@ -49,16 +47,7 @@ REASON_STALE = "stale"
 def _payment_in_progress(now: datetime) -> Exists:
     """A payment of the cart in flight (as ``checkout.confirm`` counts it) or captured
     without an order (reconciliation's, flagged for staff or not)."""
-    return Exists(
-        Payment.objects.filter(cart_id=OuterRef("id")).filter(
-            Q(status=PaymentStatus.CAPTURED, order__isnull=True)
-            | Q(
-                status__in=IN_FLIGHT,
-                needs_attention=False,
-                created_at__gte=now - in_flight_window(),
-            )
-        )
-    )
+    return Exists(Payment.objects.holding_cart(now=now).filter(cart_id=OuterRef("id")))
 
 
 def expired_checkouts(now: datetime | None = None) -> QuerySet[Cart]:
@@ -84,14 +73,10 @@ def payments_to_reconcile(now: datetime | None = None) -> QuerySet[Payment]:
     order past the grace period, and payments left in flight by an interrupted confirm;
     in both cases not yet flagged for staff."""
     now = now or timezone.now()
-    return Payment.objects.filter(needs_attention=False).filter(
-        Q(
-            status=PaymentStatus.CAPTURED,
-            order__isnull=True,
-            captured_at__lte=now - timedelta(seconds=GRACE_SECONDS),
-        )
-        | Q(status__in=IN_FLIGHT, created_at__lt=now - in_flight_window())
+    overdue = Payment.objects.captured_without_order().filter(
+        needs_attention=False, captured_at__lte=now - timedelta(seconds=GRACE_SECONDS)
     )
+    return overdue | Payment.objects.stale_in_flight(now=now)
 
 
 def _abandon_one(
@@ -245,14 +230,4 @@ RECONCILE_PAYMENTS = Job(
     dry_verb="would handle",
     count=lambda: payments_to_reconcile().count(),
     run=reconcile_payments,
-)
-
-# The order of ``manage.py cleanup``: paid carts first (their reservations are still
-# needed), then carts, then reservations that nothing else ended.
-ALL_JOBS: tuple[Job, ...] = (
-    RECONCILE_PAYMENTS,
-    ABANDON_EXPIRED_CHECKOUTS,
-    ABANDON_STALE_CHECKOUTS,
-    RELEASE_ORPHANED_RESERVATIONS,
-    EXPIRE_RESERVATIONS,
 )

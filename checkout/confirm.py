@@ -46,7 +46,6 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from carts.errors import CartEmpty, InvalidCartStatus
@@ -54,7 +53,6 @@ from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
 from carts.serializers import line_total
 from carts.transitions import transition_cart
-from checkout import locks
 from checkout.errors import (
     CheckoutExpired,
     IdempotencyConflict,
@@ -63,8 +61,18 @@ from checkout.errors import (
     PaymentDeclined,
     PaymentTimeout,
 )
-from checkout.models import IdempotencyKey, Payment, PaymentStatus
-from checkout.payments import (
+from checkout.models import IdempotencyKey
+from checkout.services import abandon_checkout
+from core import metrics
+from core.errors import ApplicationError
+from inventory import locks as inventory_locks
+from inventory import services as inventory
+from inventory.errors import InsufficientStock
+from inventory.models import ReleaseReason, Reservation, ReservationStatus
+from orders import services as orders
+from orders.models import Order
+from payments import locks as payment_locks
+from payments.gateway import (
     GatewayDeclined,
     GatewayError,
     GatewayTimeout,
@@ -73,21 +81,12 @@ from checkout.payments import (
     call_with_retries,
     get_gateway,
 )
-from checkout.services import abandon_checkout
-from config import metrics
-from config.exceptions import ApplicationError
-from inventory import locks as inventory_locks
-from inventory import services as inventory
-from inventory.errors import InsufficientStock
-from inventory.models import ReleaseReason, Reservation, ReservationStatus
-from orders import services as orders
-from orders.models import Order
+from payments.models import Payment, PaymentStatus
 
 logger = logging.getLogger("checkout.confirm")
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 POLL_INTERVAL_SECONDS = 0.05
-IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)
 # A reservation this close to its expiry is replaced rather than extended, so that it
 # cannot lapse between being checked and being extended.
 LAPSING_MARGIN = timedelta(seconds=2)
@@ -123,24 +122,6 @@ def request_fingerprint(*, method: str, path: str, body: Any) -> str:
     ``Idempotency-Key`` with a different fingerprint is a conflict."""
     canonical = json.dumps(body if body is not None else {}, sort_keys=True, default=str)
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
-
-
-def in_flight_window() -> timedelta:
-    """How long a ``pending``/``authorized`` payment counts as in flight. No confirm can
-    last longer than the payment TTL of its reservations; an older one was interrupted
-    and is flagged for staff by reconciliation."""
-    return timedelta(seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS)
-
-
-def payment_in_flight(*, cart_id: UUID) -> bool:
-    """Whether a confirm of the cart is paying right now (for code that must not change
-    the cart meanwhile)."""
-    return Payment.objects.filter(
-        cart_id=cart_id,
-        status__in=IN_FLIGHT,
-        needs_attention=False,
-        created_at__gte=timezone.now() - in_flight_window(),
-    ).exists()
 
 
 def confirm_checkout(
@@ -251,16 +232,7 @@ def _prepare(
 
         now = timezone.now()
         unfinished = list(
-            Payment.objects.filter(cart=cart, order__isnull=True)
-            .filter(
-                Q(status=PaymentStatus.CAPTURED)
-                | Q(
-                    status__in=IN_FLIGHT,
-                    needs_attention=False,
-                    created_at__gte=now - in_flight_window(),
-                )
-            )
-            .order_by("-created_at")
+            Payment.objects.holding_cart(now=now).filter(cart=cart).order_by("-created_at")
         )
         captured = next((p for p in unfinished if p.status == PaymentStatus.CAPTURED), None)
         if captured is not None:
@@ -660,7 +632,7 @@ def _finalize(*, cart_id: UUID, payment_id: UUID, actor: str) -> tuple[Order, bo
     was written already, by a concurrent confirm or by reconciliation)."""
     with transaction.atomic():
         cart = lock_cart(cart_id)
-        payment = locks.lock_payment(payment_id)
+        payment = payment_locks.lock_payment(payment_id)
         if payment.cart_id != cart.id:
             raise ValueError("the payment belongs to another cart")
         if payment.order_id is not None:

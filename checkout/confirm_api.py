@@ -21,9 +21,9 @@ from rest_framework.views import APIView
 
 from carts.access import CART_TOKEN_HEADER, access_check, request_body
 from checkout.confirm import IDEMPOTENCY_KEY_MAX_LENGTH, confirm_checkout, request_fingerprint
-from config.api import request_actor
-from config.exceptions import ValidationFailed
-from config.schema import error_responses
+from core.api import request_actor
+from core.errors import ValidationFailed
+from core.schema import error_responses
 from orders.api import order_response
 from orders.serializers import OrderOutputSerializer
 

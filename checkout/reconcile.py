@@ -21,8 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from checkout import locks
-from checkout.confirm import finalize_order, in_flight_window
-from checkout.models import Payment
+from checkout.confirm import finalize_order
+from payments import locks as payment_locks
+from payments.models import Payment
 
 logger = logging.getLogger("checkout.reconcile")
 
@@ -47,7 +48,7 @@ def reconcile_captured_payments(*, batch_size: int) -> int:
         cart_ids = locks.lock_carts_with_captured_payments(
             captured_before=now - timedelta(seconds=GRACE_SECONDS), limit=batch_size
         )
-        payments = locks.lock_captured_payments(
+        payments = payment_locks.lock_captured_payments(
             cart_ids=cart_ids, captured_before=now - timedelta(seconds=GRACE_SECONDS)
         )
         for payment in payments:
@@ -71,9 +72,7 @@ def reconcile_captured_payments(*, batch_size: int) -> int:
                 )
             handled += 1
 
-        for payment in locks.lock_stale_in_flight_payments(
-            started_before=now - in_flight_window(), limit=batch_size
-        ):
+        for payment in payment_locks.lock_stale_in_flight_payments(now=now, limit=batch_size):
             _flag(
                 payment,
                 f"The confirm was interrupted with the payment {payment.status}; check the "

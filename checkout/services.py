@@ -30,9 +30,10 @@ from carts.errors import CartEmpty, InvalidCartStatus
 from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartStatus
 from carts.selectors import cart_items_queryset, cart_line_stock
+from carts.services import refuse_while_paying
 from checkout.errors import CheckoutExpired
 from checkout.selectors import pending_reservations
-from config import metrics
+from core import metrics
 from inventory import services as inventory
 from inventory.errors import InsufficientStock
 from inventory.models import ReleaseReason, Reservation
@@ -291,16 +292,6 @@ def update_checkout(
     if expired:
         raise CheckoutExpired()
     return cart
-
-
-def refuse_while_paying(cart: Cart) -> None:
-    """A cart whose confirm is paying right now must not lose its reservations or lines:
-    the payment would be captured for stock no longer held. The caller holds the cart
-    lock, under which confirm records its in-flight payment, so the check cannot race."""
-    from checkout.confirm import payment_in_flight  # confirm builds on this module
-
-    if cart.status == CartStatus.CHECKOUT and payment_in_flight(cart_id=cart.id):
-        raise InvalidCartStatus(cart.status, "A payment for this cart is in progress")
 
 
 def cancel_checkout(*, cart_id: UUID, actor: str, authorize: CartCheck | None = None) -> Cart:

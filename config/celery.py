@@ -23,7 +23,7 @@ _TOKENS: dict[str, object] = {}
 
 @signals.before_task_publish.connect
 def _propagate_request_id(headers: dict | None = None, **_: object) -> None:
-    from config.logging import get_request_id
+    from core.logging import get_request_id
 
     if headers is not None and "request_id" not in headers:
         headers["request_id"] = get_request_id()
@@ -31,7 +31,7 @@ def _propagate_request_id(headers: dict | None = None, **_: object) -> None:
 
 @signals.task_prerun.connect
 def _restore_request_id(task_id: str | None = None, task=None, **_: object) -> None:
-    from config.logging import new_request_id, request_id_var
+    from core.logging import new_request_id, request_id_var
 
     incoming = getattr(task.request, "request_id", None) if task is not None else None
     _TOKENS[task_id or ""] = request_id_var.set(incoming or new_request_id())
@@ -39,7 +39,7 @@ def _restore_request_id(task_id: str | None = None, task=None, **_: object) -> N
 
 @signals.task_postrun.connect
 def _clear_request_id(task_id: str | None = None, **_: object) -> None:
-    from config.logging import request_id_var
+    from core.logging import request_id_var
 
     token = _TOKENS.pop(task_id or "", None)
     if token is not None:
@@ -49,10 +49,10 @@ def _clear_request_id(task_id: str | None = None, **_: object) -> None:
 @signals.worker_init.connect
 def _serve_worker_metrics(**_: object) -> None:
     """Worker metrics from the main process (before the pool forks), when
-    ``CELERY_WORKER_METRICS_PORT`` is set; see ``config.metrics_view``."""
+    ``CELERY_WORKER_METRICS_PORT`` is set; see ``ops.metrics_view``."""
     from django.conf import settings
 
-    from config.metrics_view import serve_worker_metrics
+    from ops.metrics_view import serve_worker_metrics
 
     serve_worker_metrics(
         port=settings.CELERY_WORKER_METRICS_PORT, addr=settings.CELERY_WORKER_METRICS_ADDRESS

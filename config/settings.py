@@ -64,17 +64,22 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
+    # The project's apps, bottom layer first (see README "Architecture").
+    "core",
     "inventory",
+    "payments",
     "carts",
-    "checkout",
     "orders",
+    "checkout",
+    "ops",
+    "storefront",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     # Outside the others, so that their answers too (e.g. a disallowed Host) are the envelope.
-    "config.middleware.ApiErrorMiddleware",
+    "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -177,10 +182,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -243,7 +248,7 @@ for _name in (
 STOREFRONT_STOCK_POLL_SECONDS = _int("STOREFRONT_STOCK_POLL_SECONDS", 30, minimum=1)
 
 # --- Payments (SPEC §8) -----------------------------------------------------------
-PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="checkout.payments.DummyGateway")
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="payments.gateway.DummyGateway")
 PAYMENT_MAX_TRIES = _int("PAYMENT_MAX_TRIES", 3, minimum=1)
 PAYMENT_RETRY_BASE_SECONDS = _read("PAYMENT_RETRY_BASE_SECONDS", float, 0.2)
 PAYMENT_TIMEOUT_SECONDS = _read("PAYMENT_TIMEOUT_SECONDS", float, 10.0)
@@ -294,10 +299,10 @@ if LOG_FORMAT not in {"json", "text"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "json": {
-            "()": "config.logging.JsonFormatter",
+            "()": "core.logging.JsonFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.metrics_view import metrics_view
-from config.views import healthz
+from core.views import healthz
+from ops.metrics_view import metrics_view
 
 api_v1 = [
     path("", include("inventory.urls")),
@@ -19,5 +19,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="prometheus-django-metrics"),
-    path("", include("carts.storefront_urls")),
+    path("", include("storefront.urls")),
 ]

@@ -3,7 +3,7 @@
 One view per path; each operation validates with its own nested input serializer,
 calls a selector (reads) or ``inventory.services`` (every stock change), and answers
 with the shared output serializers of ``inventory.serializers``. Errors are raised as
-``ApplicationError``s and rendered as the envelope by ``config.exceptions``.
+``ApplicationError``s and rendered as the envelope by ``core.errors``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import query_without_blanks, request_actor
-from config.pagination import Pagination
-from config.permissions import IsStaff, IsStaffOrReadOnly
-from config.schema import error_responses
+from core.api import query_without_blanks, request_actor
+from core.pagination import Pagination
+from core.permissions import IsStaff, IsStaffOrReadOnly
+from core.schema import error_responses
 from inventory import selectors, services
 from inventory.errors import OrderNotFoundForReservation
 from inventory.models import Product, ReleaseReason, ReservationStatus, Warehouse

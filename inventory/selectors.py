@@ -267,9 +267,11 @@ def reservation_get(*, reservation_id: int | str) -> Reservation:
 
 
 def order_exists(*, order_id: UUID) -> bool:
-    from orders.models import Order
-
-    return Order.objects.filter(id=order_id).exists()
+    """Whether the order a reservation would be confirmed into exists. The order model is
+    reached through ``Reservation.order`` (a foreign key by name), so inventory imports
+    nothing of the orders app above it."""
+    order_model = Reservation._meta.get_field("order").related_model
+    return order_model._default_manager.filter(pk=order_id).exists()
 
 
 # --- Consistency check (SPEC §3) ------------------------------------------------------

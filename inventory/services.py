@@ -43,9 +43,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from config import metrics
-from config.exceptions import ApplicationError, ValidationFailed
-from config.logging import get_request_id
+from core import metrics
+from core.errors import ApplicationError, ValidationFailed
+from core.logging import get_request_id
 from inventory import locks
 from inventory.errors import (
     ExtensionLimitReached,

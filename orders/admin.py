@@ -10,11 +10,11 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 
-from checkout.models import Payment
-from config.exceptions import ApplicationError
-from inventory.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link, cart_admin_link, staff_actor
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link, cart_admin_link, staff_actor
+from core.errors import ApplicationError
 from orders.models import Order, OrderItem
 from orders.services import cancel_order
+from payments.models import Payment
 
 
 class OrderItemInline(ReadOnlyInline):

@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from carts.access import CART_TOKEN_HEADER
-from config.api import query_without_blanks, request_actor
-from config.pagination import Pagination
-from config.permissions import IsStaff
-from config.schema import error_responses
+from core.api import query_without_blanks, request_actor
+from core.pagination import Pagination
+from core.permissions import IsStaff
+from core.schema import error_responses
 from orders import selectors, services
 from orders.models import Order, OrderStatus
 from orders.serializers import OrderOutputSerializer

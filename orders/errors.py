@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 
 class OrderNotFound(ApplicationError):

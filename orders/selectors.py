@@ -8,9 +8,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
 from carts.tokens import token_matches
-from checkout.models import Payment
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderItem
+from payments.models import Payment
 
 
 def orders_for_output() -> QuerySet[Order]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from checkout.models import Payment, PaymentStatus
 from orders.models import Order
+from payments.models import Payment, PaymentStatus
 
 
 class OrderItemOutputSerializer(serializers.Serializer):

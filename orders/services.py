@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from carts.models import Cart
-from config import metrics
+from core import metrics
 from inventory import services as inventory
 from inventory.errors import InsufficientStock, ReservationNotActive
 from inventory.models import ReleaseReason, Reservation

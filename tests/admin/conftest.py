@@ -32,7 +32,7 @@ def viewer_browser(db) -> Client:
     user = StaffFactory(username="ops-viewer")
     user.user_permissions.set(
         Permission.objects.filter(
-            content_type__app_label__in=["inventory", "carts", "checkout", "orders"],
+            content_type__app_label__in=["inventory", "payments", "carts", "orders", "checkout"],
             codename__startswith="view_",
         )
     )

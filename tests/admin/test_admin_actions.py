@@ -12,9 +12,9 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from carts.models import Cart
-from checkout.models import Payment
 from inventory.models import Reservation, ReservationEvent
 from orders.models import Order
+from payments.models import Payment
 from tests.observability.shop import numbers
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from carts.models import Cart
-from checkout.models import IdempotencyKey, Payment
+from checkout.models import IdempotencyKey
 from inventory.models import Product, Reservation, ReservationEvent, StockLevel, Warehouse
 from orders.models import Order
+from payments.models import Payment
 from tests.observability.shop import Shop, build_shop, cart_in_checkout, paid_order, stocked
 
 pytestmark = pytest.mark.django_db

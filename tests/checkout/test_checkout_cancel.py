@@ -203,7 +203,7 @@ def test_an_abandoned_checkout_answers_409_and_restarts_with_new_reservations(in
 def _payment_in_flight(cart_id: str) -> None:
     from decimal import Decimal
 
-    from checkout.models import Payment, PaymentStatus
+    from payments.models import Payment, PaymentStatus
 
     Payment.objects.create(
         cart_id=cart_id,

@@ -15,12 +15,13 @@ from prometheus_client import REGISTRY
 from carts.models import Cart, CartStatus
 from carts.services import remove_item
 from carts.tokens import hash_token
-from checkout.models import IdempotencyKey, Payment, PaymentStatus
-from checkout.payments import DummyGateway, PaymentRequest
+from checkout.models import IdempotencyKey
 from checkout.services import start_checkout
 from inventory import services as inventory
 from inventory.models import ReleaseReason, Reservation, ReservationStatus
 from orders.models import Order
+from payments.gateway import DummyGateway, PaymentRequest
+from payments.models import Payment, PaymentStatus
 from tests.factories import CartFactory, CartItemFactory
 from tests.orders.checkout_setup import (
     ADDRESS,

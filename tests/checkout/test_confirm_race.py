@@ -12,10 +12,10 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from rest_framework.test import APIClient
 
-from checkout.models import Payment, PaymentStatus
-from checkout.payments import DummyGateway, PaymentRequest
 from inventory.models import ReservationEvent, ReservationEventKind, Warehouse
 from orders.models import Order
+from payments.gateway import DummyGateway, PaymentRequest
+from payments.models import Payment, PaymentStatus
 from tests.orders.checkout_setup import cart_in_checkout, confirm, error_of, numbers, stocked
 
 THREADS = 8
@@ -164,7 +164,7 @@ class LockProbeGateway(DummyGateway):
                         [cart_id],
                     )
                     cursor.execute(
-                        "SELECT id FROM checkout_payment WHERE cart_id = %s FOR UPDATE NOWAIT",
+                        "SELECT id FROM payments_payment WHERE cart_id = %s FOR UPDATE NOWAIT",
                         [cart_id],
                     )
                 outcome.append("free")

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from checkout.payments import (
+from payments.gateway import (
     DummyGateway,
     GatewayDeclined,
     GatewayError,

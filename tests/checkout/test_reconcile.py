@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from carts.locks import lock_cart
 from carts.models import CartStatus
-from checkout.models import Payment, PaymentStatus
 from checkout.reconcile import GRACE_SECONDS, reconcile_captured_payments
 from checkout.services import abandon_checkout
 from inventory import services as inventory
@@ -29,6 +28,7 @@ from inventory.models import (
     Warehouse,
 )
 from orders.models import Order
+from payments.models import Payment, PaymentStatus
 from tests.orders.checkout_setup import (
     API,
     TOKEN,

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from config.celery import app
-from config.logging import request_id_var
+from core.logging import request_id_var
 
 
 @app.task(name="tests.record_request_id")

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 
 class Echo(APIView):

@@ -8,7 +8,7 @@ import time
 
 from django.conf import settings
 
-from checkout.payments import DummyGateway, GatewayTimeout, PaymentRequest
+from payments.gateway import DummyGateway, GatewayTimeout, PaymentRequest
 
 CALLS: list[tuple[str, str, str]] = []
 

@@ -24,9 +24,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from carts.models import Cart
-from checkout.models import IdempotencyKey, Payment, PaymentStatus
+from checkout.models import IdempotencyKey
 from inventory.models import Reservation, ReservationEvent, StockLevel
 from orders.models import Order, OrderItem
+from payments.models import Payment, PaymentStatus
 from tests.faults.conftest import assert_envelope, assert_stock_invariants
 from tests.faults.dbfaults import InThread, raw_connection, terminate, wait_for_backend
 
@@ -66,7 +67,7 @@ def test_connection_lost_before_payment_rolls_back_and_a_retry_succeeds(ready_ch
     ready = ready_checkout()
     before = _state(ready.cart_id)
 
-    response = _confirm_losing_connection_at(ready, table="checkout_payment", key="k-1")
+    response = _confirm_losing_connection_at(ready, table="payments_payment", key="k-1")
 
     assert_envelope(response, 503, "SERVICE_UNAVAILABLE")
     assert response["Retry-After"] == "1"

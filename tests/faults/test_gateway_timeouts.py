@@ -13,9 +13,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from carts.models import Cart
-from checkout.models import Payment, PaymentStatus
 from inventory.models import Reservation, StockLevel
 from orders.models import Order
+from payments.models import Payment, PaymentStatus
 from tests.faults import gateways
 from tests.faults.conftest import ADDRESS, assert_envelope, assert_stock_invariants
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from config.logging import request_id_var
+from core.logging import request_id_var
 from inventory import services
 from inventory.errors import (
     ExtensionLimitReached,

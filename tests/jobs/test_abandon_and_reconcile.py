@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from carts.models import Cart, CartStatus
 from checkout import cleanup
-from checkout.models import Payment, PaymentStatus
 from checkout.tasks import abandon_expired_checkouts as abandon_expired_task
 from inventory.models import ReleaseReason, Reservation, ReservationStatus, StockLevel
 from orders.models import Order
+from payments.models import Payment, PaymentStatus
 from tests.jobs.conftest import (
     assert_stock_consistent,
     checkout_cart,

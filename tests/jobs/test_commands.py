@@ -22,7 +22,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from carts.models import Cart, CartStatus
-from checkout.models import Payment
 from inventory import services
 from inventory.models import (
     ReleaseReason,
@@ -32,6 +31,7 @@ from inventory.models import (
     StockLevel,
 )
 from orders.models import Order
+from payments.models import Payment
 from tests.factories import OrderFactory
 from tests.jobs.conftest import (
     assert_stock_consistent,

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from carts.models import Cart, CartStatus
 from checkout import cleanup as checkout_cleanup
+from checkout import orphans as orphan_sweeper
 from inventory import cleanup, services
 from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
 from tests.jobs.conftest import (
@@ -60,8 +61,8 @@ def test_two_orphan_sweepers_release_each_reservation_exactly_once():
     before = metric("reservations_orphaned_total")
 
     runs = run_in_threads(
-        lambda: cleanup.release_orphaned_reservations(batch_size=4, actor="sweeper-1"),
-        lambda: cleanup.release_orphaned_reservations(batch_size=4, actor="sweeper-2"),
+        lambda: orphan_sweeper.release_orphaned_reservations(batch_size=4, actor="sweeper-1"),
+        lambda: orphan_sweeper.release_orphaned_reservations(batch_size=4, actor="sweeper-2"),
     )
 
     assert sum(run.done for run in runs) == 60

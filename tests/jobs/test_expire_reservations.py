@@ -142,7 +142,7 @@ def test_a_run_cut_short_by_the_soft_time_limit_is_continued_by_a_new_task(broke
     and the task hands the rest to a fresh copy of itself instead of failing."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from config.jobs import Job, run_task
+    from core.jobs import Job, run_task
 
     def run_until_time_limit(**_):
         raise SoftTimeLimitExceeded()

@@ -7,9 +7,10 @@ import pytest
 from django.utils import timezone
 
 from carts.models import CartStatus
-from checkout.models import Payment, PaymentStatus
-from inventory import cleanup, services
+from checkout import orphans as cleanup
+from inventory import services
 from inventory.models import ReleaseReason, Reservation, ReservationStatus
+from payments.models import Payment, PaymentStatus
 from tests.factories import OrderFactory
 from tests.jobs.conftest import (
     assert_stock_consistent,

@@ -11,7 +11,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from config.celery import app
-from config.schedule import SCHEDULE, sync_schedule
+from ops.schedule import SCHEDULE, sync_schedule
 
 pytestmark = pytest.mark.django_db
 

@@ -10,15 +10,15 @@ import time
 
 from celery import signals
 
-from config import metrics
 from config.celery import app
+from core import metrics
 
 __all__ = ("app",)
 
 
 @signals.worker_init.connect
 def _serve_metrics(**_: object) -> None:
-    from config.metrics_view import serve_worker_metrics
+    from ops.metrics_view import serve_worker_metrics
 
     serve_worker_metrics(port=int(os.environ["TEST_WORKER_METRICS_PORT"]), addr="127.0.0.1")
 

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from carts.models import Cart
 from checkout.confirm import confirm_checkout
-from checkout.models import Payment, PaymentStatus
 from checkout.services import abandon_checkout, start_checkout
 from inventory import services
 from inventory.models import Reservation, StockLevel
 from inventory.services import ReservationLine
 from orders.models import Order
+from payments.models import Payment, PaymentStatus
 from tests.factories import (
     CartFactory,
     CartItemFactory,

@@ -22,11 +22,11 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from carts.models import Cart
 from carts.tokens import hash_token
-from config import metrics
-from config.collectors import CheckoutStateCollector
-from config.metrics_view import serve_worker_metrics
-from inventory.cleanup import orphaned_reservations
+from checkout.orphans import orphaned_reservations
+from core import metrics
 from inventory.models import Reservation
+from ops.collectors import CheckoutStateCollector
+from ops.metrics_view import serve_worker_metrics
 from tests.factories import CartFactory, CartItemFactory, WarehouseFactory
 from tests.observability.metrics_helpers import sample, scrape
 from tests.observability.shop import build_shop, cart_in_checkout, stocked
@@ -152,7 +152,7 @@ COUNTING_PROCESS = textwrap.dedent(
     import sys
     import django
     django.setup()
-    from config import metrics
+    from core import metrics
     n = int(sys.argv[1])
     metrics.stock_reservations_total.labels(outcome="success").inc(n)
     metrics.carts_checkout_total.inc(n)

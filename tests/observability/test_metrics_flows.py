@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from checkout.cleanup import abandon_expired_checkouts
+from checkout.orphans import release_orphaned_reservations
 from inventory import services
-from inventory.cleanup import release_orphaned_reservations
 from inventory.errors import ExtensionLimitReached, ReservationNotActive
 from inventory.models import Reservation
 from inventory.services import ReservationLine

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from config import metrics
+from core import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "config/prometheus/alerts.yml"
@@ -25,7 +25,7 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), 
 
 
 def project_families() -> dict[str, set[str]]:
-    """Family name → the sample names it exposes, for every metric of config/metrics.py."""
+    """Family name → the sample names it exposes, for every metric of core/metrics.py."""
     families = {}
     for obj in vars(metrics).values():
         if isinstance(obj, MetricWrapperBase):

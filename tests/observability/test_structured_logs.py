@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from config.logging import JsonFormatter, RequestIdFilter, request_id_var
+from core.logging import JsonFormatter, RequestIdFilter, request_id_var
 from inventory.models import Reservation, ReservationEvent, ReservationStatus
 from inventory.tasks import expire_reservations
 from orders.models import Order

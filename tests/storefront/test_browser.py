@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import expect
 
 from carts.models import Cart
-from checkout.models import Payment
 from inventory import services
 from inventory.models import ReleaseReason, Reservation, ReservationStatus, StockLevel
 from orders.models import Order
+from payments.models import Payment
 from tests.factories import CartFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -1,5 +1,5 @@
 from checkout.cleanup import ABANDON_EXPIRED_CHECKOUTS
-from config.jobcommands import JobCommand
+from core.jobcommands import JobCommand
 
 
 class Command(JobCommand):

@@ -1,5 +1,5 @@
 from checkout.cleanup import RECONCILE_PAYMENTS
-from config.jobcommands import JobCommand
+from core.jobcommands import JobCommand
 
 
 class Command(JobCommand):

@@ -1,4 +1,4 @@
-from config.jobcommands import JobCommand
+from core.jobcommands import JobCommand
 from inventory.cleanup import EXPIRE_RESERVATIONS
 
 

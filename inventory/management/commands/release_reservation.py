@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from config.jobcommands import EXIT_NOT_FOUND, EXIT_REFUSED, OpsCommand, positive_int
+from core.jobcommands import EXIT_NOT_FOUND, EXIT_REFUSED, OpsCommand, positive_int
 from inventory import services
 from inventory.models import ReleaseReason, Reservation, ReservationStatus
 

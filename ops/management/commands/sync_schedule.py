@@ -1,5 +1,5 @@
-from config.jobcommands import OpsCommand
-from config.schedule import CREATED, SCHEDULE, UPDATED, sync_schedule
+from core.jobcommands import OpsCommand
+from ops.schedule import CREATED, SCHEDULE, UPDATED, sync_schedule
 
 
 class Command(OpsCommand):

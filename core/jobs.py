@@ -152,3 +152,50 @@ def run_task(task, job: Job, *, actor: str) -> dict[str, object]:
     if run.more:
         task.apply_async()
     return run.as_dict()
+
+
+# --- The registry --------------------------------------------------------------------
+# The apps that own cleanup jobs sit at different layers; ``ops`` (the top layer, which
+# may import them all) registers the full list at start-up, in the order ``manage.py
+# cleanup`` runs them. Lower layers (an admin action of inventory or payments) find a job
+# here by name instead of importing the app above them.
+_registered: tuple[Job, ...] = ()
+
+
+def register_jobs(jobs: tuple[Job, ...]) -> None:
+    """Sets the cleanup jobs, in running order (``ops.apps`` calls it once)."""
+    global _registered
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate job names: {names}")
+    _registered = tuple(jobs)
+
+
+def registered_jobs() -> tuple[Job, ...]:
+    """Every cleanup job, in the order ``manage.py cleanup`` runs them."""
+    if not _registered:
+        raise RuntimeError("no cleanup jobs registered: is the 'ops' app installed?")
+    return _registered
+
+
+def registered_job(name: str) -> Job:
+    for job in registered_jobs():
+        if job.name == name:
+            return job
+    raise KeyError(name)
+
+
+def run_cleanup(*, actor: str) -> list[tuple[str, int, int]]:
+    """Runs every cleanup job once, as ``manage.py cleanup`` does, each in bounded
+    batches. Returns ``(job, done, errors)`` per job."""
+    from django.conf import settings
+
+    results = []
+    for job in registered_jobs():
+        run = job.run(
+            batch_size=settings.CLEANUP_BATCH_SIZE,
+            max_batches=settings.CLEANUP_MAX_BATCHES_PER_RUN,
+            actor=actor,
+        )
+        results.append((job.name, run.done, run.errors))
+    return results

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from config.jobcommands import EXIT_NOT_FOUND, OpsCommand, positive_int
-from inventory.cleanup import release_order_reservations
+from core.jobcommands import EXIT_NOT_FOUND, OpsCommand, positive_int
 from orders.models import Order
+from orders.release import release_order_reservations
 
 
 class Command(OpsCommand):

@@ -1,5 +1,5 @@
-from config.jobcommands import JobCommand
-from inventory.cleanup import RELEASE_ORPHANED_RESERVATIONS
+from checkout.orphans import RELEASE_ORPHANED_RESERVATIONS
+from core.jobcommands import JobCommand
 
 
 class Command(JobCommand):

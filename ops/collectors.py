@@ -26,9 +26,9 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from config.metrics import SCRAPE_TIME_GAUGES
+from core.metrics import SCRAPE_TIME_GAUGES
 
-logger = logging.getLogger("config.metrics")
+logger = logging.getLogger("core.metrics")
 
 
 def _gauge(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -36,7 +36,7 @@ def _gauge(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
 
 
 class CheckoutStateCollector(Collector):
-    """The scrape-time gauge family (names and help in ``config.metrics``)."""
+    """The scrape-time gauge family (names and help in ``core.metrics``)."""
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Declared so a registry can check names without touching the database.
@@ -79,9 +79,9 @@ class CheckoutStateCollector(Collector):
     @staticmethod
     def _read() -> tuple[dict[str, int | None], dict[str, int], int]:
         from carts.models import Cart, CartStatus
-        from checkout.models import Payment, PaymentStatus
-        from inventory.cleanup import orphaned_reservations
+        from checkout.orphans import orphaned_reservations
         from inventory.models import Reservation, ReservationStatus
+        from payments.models import Payment
 
         now = timezone.now()
         reservations = (
@@ -97,5 +97,5 @@ class CheckoutStateCollector(Collector):
         carts = dict.fromkeys(CartStatus.values, 0)
         for row in Cart.objects.order_by().values("status").annotate(n=Count("id")):
             carts[row["status"]] = row["n"]
-        captured = Payment.objects.filter(status=PaymentStatus.CAPTURED, order__isnull=True).count()
+        captured = Payment.objects.captured_without_order().count()
         return reservations, carts, captured

@@ -1,7 +1,7 @@
 """Shared OpenAPI pieces for the apps' ``@extend_schema`` declarations.
 
 Every non-2xx answer of the API has one body, the envelope of API.md "Errors"
-(built by ``config.exceptions``). Views document it with :func:`error_responses`::
+(built by ``core.errors``). Views document it with :func:`error_responses`::
 
     @extend_schema(
         responses={

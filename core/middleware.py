@@ -10,10 +10,10 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.exceptions import envelope
-from config.logging import new_request_id, request_id_var
+from core.errors import envelope
+from core.logging import new_request_id, request_id_var
 
-logger = logging.getLogger("config.api")
+logger = logging.getLogger("core.api")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

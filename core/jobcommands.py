@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from tqdm import tqdm
 
-from config.jobs import Batch, Job, JobRun
+from core.jobs import Batch, Job, JobRun
 
 logger = logging.getLogger("jobs.commands")
 

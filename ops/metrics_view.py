@@ -4,7 +4,7 @@ One process answers a scrape for all of them: with ``PROMETHEUS_MULTIPROC_DIR`` 
 the launcher, before gunicorn or Celery fork), every worker process writes its counters
 and histograms to files in that directory and the answer aggregates them with a
 ``MultiProcessCollector``; without it (``runserver``, tests) the process's own registry
-is the truth. The scrape-time database gauges (``config.collectors``) are added by the
+is the truth. The scrape-time database gauges (``ops.collectors``) are added by the
 web view only, so two scrape targets never report the same gauge twice.
 """
 
@@ -28,9 +28,9 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
-from config.collectors import CheckoutStateCollector
+from ops.collectors import CheckoutStateCollector
 
-logger = logging.getLogger("config.metrics")
+logger = logging.getLogger("core.metrics")
 
 
 class _ThisProcess:

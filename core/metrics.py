@@ -56,7 +56,7 @@ orders_stock_issues_total = Counter(
     "Orders written after a captured payment whose reservations could not all be confirmed.",
 )
 
-# Gauges computed from the database at scrape time by ``config.collectors`` (one process
+# Gauges computed from the database at scrape time by ``ops.collectors`` (one process
 # answers them, so they need no multiprocess files). Name -> help text.
 SCRAPE_TIME_GAUGES: dict[str, str] = {
     "stock_reservations_pending": "Pending reservations holding stock now.",

@@ -17,7 +17,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-logger = logging.getLogger("config.api")
+logger = logging.getLogger("core.api")
 
 
 class ApplicationError(Exception):

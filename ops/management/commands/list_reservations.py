@@ -2,8 +2,9 @@ import json
 
 from django.utils import timezone
 
-from config.jobcommands import OpsCommand, positive_int
-from inventory.cleanup import lapsed_reservations, orphaned_reservations
+from checkout.orphans import orphaned_reservations
+from core.jobcommands import OpsCommand, positive_int
+from inventory.cleanup import lapsed_reservations
 
 
 class Command(OpsCommand):

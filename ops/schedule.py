@@ -3,7 +3,7 @@
 
 How code and admin edits coexist:
 
-* ``migrate`` (a ``post_migrate`` hook, see ``checkout.apps``) creates the rows that are
+* ``migrate`` (a ``post_migrate`` hook, see ``ops.apps``) creates the rows that are
   missing, named as in ``SCHEDULE``, with the interval of the matching setting
   (``EXPIRE_RESERVATIONS_INTERVAL_SECONDS``, ...). A row that exists is never changed:
   an interval or ``enabled`` flag set by staff in the admin survives every deploy.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
-logger = logging.getLogger("config.schedule")
+logger = logging.getLogger("ops.schedule")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@ import time
 
 from django.core.management.base import CommandError
 
-from checkout.cleanup import ALL_JOBS
-from config.jobcommands import EXIT_ERRORS, OpsCommand, add_job_arguments, execute_job
+from core.jobcommands import EXIT_ERRORS, OpsCommand, add_job_arguments, execute_job
+from ops.jobs import ALL_JOBS
 
 
 class Command(OpsCommand):
