@@ -12,7 +12,7 @@ from django.utils import timezone
 from carts.errors import CartNotFound
 from carts.models import Cart, CartItem
 from inventory.models import ReservationStatus, StockLevel
-from inventory.services import stock_status
+from inventory.stock import stock_status
 
 
 def cart_items_queryset() -> QuerySet[CartItem]:

@@ -105,7 +105,7 @@ class StockStatusFilter(admin.SimpleListFilter):
         )
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        # The same bands as inventory.services.stock_status.
+        # The same bands as inventory.stock.stock_status.
         low = settings.LOW_STOCK_THRESHOLD
         bands = {
             "in_stock": Q(stock_available__gte=max(low, 1)),
@@ -239,8 +239,9 @@ class ReservationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="order item")
     def order_item_link(self, obj: Reservation) -> str:
-        item = getattr(obj, "order_item", None)
-        return admin_link(item.order, f"{item.order.number}: {item}") if item else "-"
+        # Reservation.order is the link; the item is the order's line of this product.
+        item = obj.order.items.filter(product_id=obj.product_id).first() if obj.order else None
+        return admin_link(obj.order, f"{obj.order.number}: {item}") if item else "-"
 
     @admin.action(
         description="Release selected reservations (give their stock back)", permissions=["act"]

@@ -1,9 +1,10 @@
 """Inventory HTTP API (API.md "Catalog and stock" and "Reservations").
 
 One view per path; each operation validates with its own nested input serializer,
-calls a selector (reads) or ``inventory.services`` (every stock change), and answers
-with the shared output serializers of ``inventory.serializers``. Errors are raised as
-``ApplicationError``s and rendered as the envelope by ``core.errors``.
+calls a selector (reads), ``inventory.catalog`` (new products and warehouses) or
+``inventory.services`` (every stock change), and answers with the shared output
+serializers of ``inventory.serializers``. Errors are raised as ``ApplicationError``s and
+rendered as the envelope by ``core.errors``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from core.api import query_without_blanks, request_actor
 from core.pagination import Pagination
 from core.permissions import IsStaff, IsStaffOrReadOnly
 from core.schema import error_responses
-from inventory import selectors, services
+from inventory import catalog, selectors, services
 from inventory.errors import OrderNotFoundForReservation
 from inventory.models import Product, ReleaseReason, ReservationStatus, Warehouse
 from inventory.serializers import (
@@ -116,7 +117,7 @@ class ProductsApi(APIView):
 
         def validate_sku(self, value: str) -> str:
             if Product.objects.filter(sku=value).exists():
-                raise serializers.ValidationError(services.DUPLICATE_SKU)
+                raise serializers.ValidationError(catalog.DUPLICATE_SKU)
             return value
 
     @extend_schema(
@@ -157,7 +158,7 @@ class ProductsApi(APIView):
     def post(self, request: Request) -> Response:
         body = self.CreateInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        product = services.product_create(**body.validated_data)
+        product = catalog.product_create(**body.validated_data)
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
 
 
@@ -196,7 +197,7 @@ class WarehousesApi(APIView):
 
         def validate_code(self, value: str) -> str:
             if Warehouse.objects.filter(code=value).exists():
-                raise serializers.ValidationError(services.DUPLICATE_WAREHOUSE)
+                raise serializers.ValidationError(catalog.DUPLICATE_WAREHOUSE)
             return value
 
     @extend_schema(
@@ -228,7 +229,7 @@ class WarehousesApi(APIView):
     def post(self, request: Request) -> Response:
         body = self.CreateInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        warehouse = services.warehouse_create(**body.validated_data)
+        warehouse = catalog.warehouse_create(**body.validated_data)
         return Response(WarehouseSerializer(warehouse).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,5 +1,6 @@
-"""Reads of the inventory: the catalog with availability, stock per warehouse,
-reservations, and the consistency check behind ``manage.py check_inventory``.
+"""Reads of the inventory: the catalog with availability, stock per warehouse and
+reservations. (The consistency check behind ``manage.py check_inventory`` lives with its
+repair in ``inventory.repair``.)
 
 Every function answers in a constant number of queries whatever the number of rows:
 lists are annotated or ``select_related`` so that their output serializers never query
@@ -12,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.errors import ProductNotFound, ReservationNotFound, WarehouseNotFound
 from inventory.models import Product, Reservation, ReservationStatus, StockLevel, Warehouse
-from inventory.services import stock_status
+from inventory.stock import stock_status
 
 _MAX_BIGINT = 2**63 - 1
 
@@ -272,92 +273,3 @@ def order_exists(*, order_id: UUID) -> bool:
     nothing of the orders app above it."""
     order_model = Reservation._meta.get_field("order").related_model
     return order_model._default_manager.filter(pk=order_id).exists()
-
-
-# --- Consistency check (SPEC §3) ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StockCheck:
-    """A stock row and what its reservations say it should hold."""
-
-    stock_id: int
-    sku: str
-    warehouse: str
-    on_hand: int
-    reserved: int
-    pending: int  # sum of quantity of its pending reservations
-    misfiled: int  # pending reservations whose product/warehouse differ from the row's
-    lapsed: int  # pending reservations past their expiry (sweeper lag, not drift)
-
-    @property
-    def problems(self) -> list[str]:
-        found = []
-        if self.reserved != self.pending:
-            found.append(f"reserved={self.reserved} but pending reservations hold {self.pending}")
-        if self.on_hand < 0:
-            found.append(f"on_hand={self.on_hand} is negative")
-        if self.reserved < 0:
-            found.append(f"reserved={self.reserved} is negative")
-        if self.reserved > self.on_hand:
-            found.append(f"reserved={self.reserved} exceeds on_hand={self.on_hand}")
-        if self.pending > self.on_hand:
-            found.append(
-                f"pending reservations hold {self.pending}, more than on_hand={self.on_hand}"
-            )
-        if self.misfiled:
-            found.append(
-                f"{self.misfiled} pending reservation(s) name another product or warehouse"
-            )
-        return found
-
-
-def _pending_of_row(value):
-    return (
-        Reservation.objects.filter(stock_level_id=OuterRef("pk"), status=ReservationStatus.PENDING)
-        .order_by()
-        .values("stock_level_id")
-        .annotate(value=value)
-        .values("value")[:1]
-    )
-
-
-def stock_check_batch(*, after_id: int, limit: int) -> list[StockCheck]:
-    """Up to ``limit`` stock rows with ``id > after_id`` in id order, each with the
-    figures of its pending reservations. One statement, so the counters and the
-    reservations are read from the same snapshot even while shoppers keep reserving."""
-    now = timezone.now()
-    rows = (
-        StockLevel.objects.filter(id__gt=after_id)
-        .order_by("id")
-        .annotate(
-            pending_total=Coalesce(Subquery(_pending_of_row(Sum("quantity"))), Value(0)),
-            misfiled_count=Coalesce(
-                Subquery(
-                    _pending_of_row(
-                        Count(
-                            "id",
-                            filter=~Q(product_id=OuterRef("product_id"))
-                            | ~Q(warehouse_id=OuterRef("warehouse_id")),
-                        )
-                    )
-                ),
-                Value(0),
-            ),
-            lapsed_count=Coalesce(
-                Subquery(_pending_of_row(Count("id", filter=Q(expires_at__lte=now)))),
-                Value(0),
-            ),
-        )
-        .values_list(
-            "id",
-            "product__sku",
-            "warehouse__code",
-            "on_hand",
-            "reserved",
-            "pending_total",
-            "misfiled_count",
-            "lapsed_count",
-        )[:limit]
-    )
-    return [StockCheck(*row) for row in rows]

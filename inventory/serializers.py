@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inventory.models import ReleaseReason, ReservationStatus
-from inventory.services import stock_status
+from inventory.stock import stock_status
 
 STOCK_STATUS_CHOICES = [
     ("in_stock", "In stock"),

@@ -1,4 +1,9 @@
-"""The reservation service: the only code that changes stock numbers.
+"""The reservation engine: the only code that changes stock numbers (``on_hand``,
+``reserved``) and reservation statuses: reserve, extend, confirm, release, expire,
+restock, set_stock and the sweeper's expire_due. The one exception is a repair:
+``manage.py check_inventory --repair`` resets a drifted ``reserved`` counter through
+``inventory.repair``. Creating products and warehouses is ``inventory.catalog``; the stock
+status shown for an available quantity is ``inventory.stock``.
 
 Invariants kept by every function here (SPEC §3), checked by ``manage.py check_inventory``:
 
@@ -34,17 +39,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core import metrics
-from core.errors import ApplicationError, ValidationFailed
+from core.errors import ApplicationError
 from core.logging import get_request_id
 from inventory import locks
 from inventory.errors import (
@@ -66,7 +69,6 @@ from inventory.models import (
 )
 
 logger = logging.getLogger("inventory.reservations")
-check_logger = logging.getLogger("inventory.check")  # repairs of drift found by check_inventory
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,6 @@ class ReservationLine:
     product_id: UUID
     warehouse_id: int
     quantity: int
-
-
-def stock_status(available: int) -> str:
-    """``in_stock`` · ``low_stock`` (0 < available < LOW_STOCK_THRESHOLD) · ``out_of_stock``."""
-    if available <= 0:
-        return "out_of_stock"
-    if available < settings.LOW_STOCK_THRESHOLD:
-        return "low_stock"
-    return "in_stock"
 
 
 # --- SQL: one statement per change ---------------------------------------------------------
@@ -812,99 +805,3 @@ def expire_due(*, batch_size: int, actor: str = "sweeper") -> int:
                 return len(expired)
             # Another sweeper expired those rows' reservations between our snapshot and our
             # lock; the next statement's snapshot no longer picks them.
-
-
-# --- catalog and repair -----------------------------------------------------------------
-
-DUPLICATE_SKU = "A product with this sku already exists."
-DUPLICATE_WAREHOUSE = "A warehouse with this code already exists."
-
-
-def product_create(*, sku: str, name: str, price: Decimal, currency: str) -> Product:
-    """Creates a product (no stock yet: ``available`` is 0). A sku taken meanwhile by a
-    concurrent request is reported like any duplicate sku."""
-    try:
-        with transaction.atomic():
-            product = Product.objects.create(sku=sku, name=name, price=price, currency=currency)
-    except IntegrityError:
-        if Product.objects.filter(sku=sku).exists():
-            raise ValidationFailed({"sku": [DUPLICATE_SKU]}) from None
-        raise
-    product.available = 0
-    return product
-
-
-def warehouse_create(*, code: str, name: str, is_default: bool) -> Warehouse:
-    """Creates a warehouse; with ``is_default`` the previous default loses the flag in
-    the same transaction, so exactly one default exists at every commit. Two concurrent
-    new defaults collide on the one-default unique index; the loser retries and wins
-    after the other committed (last one wins)."""
-    attempts = 5  # each failed attempt means another request's default committed
-    for attempt in range(attempts):
-        try:
-            with transaction.atomic():
-                if is_default:
-                    Warehouse.objects.filter(is_default=True).update(is_default=False)
-                return Warehouse.objects.create(code=code, name=name, is_default=is_default)
-        except IntegrityError:
-            if Warehouse.objects.filter(code=code).exists():
-                raise ValidationFailed({"code": [DUPLICATE_WAREHOUSE]}) from None
-            if not is_default or attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True)
-class Repair:
-    stock_id: int
-    before: int
-    after: int | None  # None: resetting the counter cannot make the row right
-
-
-def repair_reserved(*, stock_ids: Sequence[int], actor: str) -> list[Repair]:
-    """Resets ``reserved`` of the given stock rows to the sum of their pending
-    reservations; one :class:`Repair` per row found (``after == before`` when the row
-    needed nothing). Takes the rows' locks (ascending pk, via ``inventory.locks``), so
-    no reservation of them changes meanwhile: every stock change locks its rows first.
-    A row whose pending reservations do not fit in ``on_hand`` is left as it is
-    (``after`` is None): which number is wrong needs a person."""
-    repairs: list[Repair] = []
-    with transaction.atomic():
-        rows = locks.lock_stock_levels(stock_ids)
-        pending = dict(
-            Reservation.objects.filter(
-                stock_level_id__in=list(rows), status=ReservationStatus.PENDING
-            )
-            .order_by()
-            .values("stock_level_id")
-            .annotate(total=Sum("quantity"))
-            .values_list("stock_level_id", "total")
-        )
-        changed: list[StockLevel] = []
-        now = timezone.now()
-        for row in rows.values():
-            want = pending.get(row.id, 0)
-            if not 0 <= want <= row.on_hand:
-                repairs.append(Repair(stock_id=row.id, before=row.reserved, after=None))
-                continue
-            repairs.append(Repair(stock_id=row.id, before=row.reserved, after=want))
-            if want == row.reserved:
-                continue
-            check_logger.warning(
-                "stock.reserved_repaired",
-                extra={
-                    "event": "stock.reserved_repaired",
-                    "stock_id": row.id,
-                    "sku": row.product.sku,
-                    "warehouse": row.warehouse.code,
-                    "reserved_before": row.reserved,
-                    "reserved": want,
-                    "on_hand": row.on_hand,
-                    "actor": actor,
-                },
-            )
-            row.reserved = want
-            row.updated_at = now
-            changed.append(row)
-        StockLevel.objects.bulk_update(changed, ["reserved", "updated_at"])
-    return repairs

@@ -8,7 +8,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inventory import selectors, services
+from inventory.repair import StockCheck, repair_reserved, stock_check_batch
 
 logger = logging.getLogger("inventory.check")
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
     def handle(self, *args, repair: bool, batch_size: int, **options) -> None:
         checked = drifting = repaired = lapsed = 0
         after_id = 0
-        while batch := selectors.stock_check_batch(after_id=after_id, limit=batch_size):
+        while batch := stock_check_batch(after_id=after_id, limit=batch_size):
             after_id = batch[-1].stock_id
             checked += len(batch)
             lapsed += sum(row.lapsed for row in batch)
@@ -86,7 +86,7 @@ class Command(BaseCommand):
             hint = "" if repair else "; run with --repair to fix the reserved counters"
             raise CommandError(f"inventory drift in {left} stock rows{hint}", returncode=1)
 
-    def _repair(self, drift: list[selectors.StockCheck]) -> int:
+    def _repair(self, drift: list[StockCheck]) -> int:
         """Repairs what resetting the counter can repair; returns how many rows are
         right afterwards."""
         by_id = {row.stock_id: row for row in drift}
@@ -97,7 +97,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"not repaired: {self._label(row)}: misfiled reservations")
         fixable = [row.stock_id for row in drift if not row.misfiled]
         done = 0
-        for fix in services.repair_reserved(stock_ids=fixable, actor="check_inventory"):
+        for fix in repair_reserved(stock_ids=fixable, actor="check_inventory"):
             label = self._label(by_id[fix.stock_id])
             if fix.after is None:
                 self.stdout.write(
@@ -113,5 +113,5 @@ class Command(BaseCommand):
         return done
 
     @staticmethod
-    def _label(row: selectors.StockCheck) -> str:
+    def _label(row: StockCheck) -> str:
         return f"stock {row.stock_id} sku={row.sku} warehouse={row.warehouse}"
