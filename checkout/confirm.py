@@ -29,99 +29,49 @@ payment error, or — if the first is still running — 409 ``INVALID_CART_STATU
 payment captured without an order writes the order itself (201, never a second payment;
 202 again if it still cannot, or if the payment is flagged for staff).
 At most one order per cart is also guaranteed by the unique ``Order.cart``.
+
+This module is the orchestrator and step 1; the other steps live in modules of their
+own: ``checkout.idempotency`` (the key), ``checkout.holds`` (every line has a live
+hold), ``checkout.payment_flow`` (step 2 and waiting for a payment in flight) and
+``checkout.finalize`` (step 3).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any, NoReturn
 from uuid import UUID
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from carts.errors import CartEmpty, InvalidCartStatus
 from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
-from carts.serializers import line_total
-from carts.transitions import transition_cart
-from checkout.errors import (
-    CheckoutExpired,
-    IdempotencyConflict,
-    MissingCheckoutData,
-    PaymentCaptureFailed,
-    PaymentDeclined,
-    PaymentTimeout,
+from checkout.errors import CheckoutExpired, MissingCheckoutData
+from checkout.finalize import ConfirmResult, cart_lines, cart_total, write_order
+from checkout.holds import ensure_live_holds
+from checkout.idempotency import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    idempotency_key_of,
+    record_idempotency_key,
 )
-from checkout.models import IdempotencyKey
-from checkout.services import abandon_checkout
+from checkout.payment_flow import await_in_flight, pay
+from checkout.services import abandon_checkout, return_to_active
 from core import metrics
 from core.errors import ApplicationError
-from inventory import locks as inventory_locks
 from inventory import services as inventory
 from inventory.errors import InsufficientStock
-from inventory.models import ReleaseReason, Reservation, ReservationStatus
-from orders import services as orders
+from inventory.models import ReleaseReason
 from orders.models import Order
-from payments import locks as payment_locks
-from payments.gateway import (
-    GatewayDeclined,
-    GatewayError,
-    GatewayTimeout,
-    PaymentGateway,
-    PaymentRequest,
-    call_with_retries,
-    get_gateway,
-)
+from payments.gateway import PaymentGateway, get_gateway
 from payments.models import Payment, PaymentStatus
-
-logger = logging.getLogger("checkout.confirm")
-
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
-POLL_INTERVAL_SECONDS = 0.05
-# A reservation this close to its expiry is replaced rather than extended, so that it
-# cannot lapse between being checked and being extended.
-LAPSING_MARGIN = timedelta(seconds=2)
-# Payment.error_code of a captured payment whose order could not be written yet.
-ORDER_NOT_WRITTEN = "ORDER_NOT_WRITTEN"
-_PAYMENT_ERRORS: dict[str, type[ApplicationError]] = {
-    cls.code: cls for cls in (PaymentDeclined, PaymentCaptureFailed, PaymentTimeout)
-}
-
-
-@dataclass(frozen=True)
-class ConfirmResult:
-    """The outcome of a confirm: ``created`` → 201 with the new order; an ``order`` that
-    is not ``created`` → 200 (the same order again); no ``order`` → 202, the payment was
-    captured and the order is being finalised."""
-
-    order: Order | None
-    payment: Payment | None
-    created: bool = False
-
-    @property
-    def processing(self) -> bool:
-        return self.order is None
 
 
 @dataclass(frozen=True)
 class _InFlight:
     payment_id: UUID
-
-
-def request_fingerprint(*, method: str, path: str, body: Any) -> str:
-    """SHA-256 of the request's method, path and (canonical JSON) body: the same
-    ``Idempotency-Key`` with a different fingerprint is a conflict."""
-    canonical = json.dumps(body if body is not None else {}, sort_keys=True, default=str)
-    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
 def confirm_checkout(
@@ -152,56 +102,18 @@ def confirm_checkout(
         authorize=authorize,
     )
     if isinstance(prepared, _InFlight):
-        prepared = _await_in_flight(payment_id=prepared.payment_id)
+        prepared = await_in_flight(payment_id=prepared.payment_id)
     if isinstance(prepared, ConfirmResult):
         paid_without_order = prepared.processing and prepared.payment is not None
         if paid_without_order and not prepared.payment.needs_attention:
             # A retry after the order could not be written: write it now rather than
             # leave the shopper waiting for reconciliation (staff own flagged payments).
-            return _write_order(cart_id=cart_id, payment=prepared.payment, actor=actor)
+            return write_order(cart_id=cart_id, payment=prepared.payment, actor=actor)
         return prepared
 
     payment = prepared
-    _pay(payment=payment, gateway=gateway, actor=actor)
-    return _write_order(cart_id=cart_id, payment=payment, actor=actor)
-
-
-def _write_order(*, cart_id: UUID, payment: Payment, actor: str) -> ConfirmResult:
-    """Writes the order of the captured ``payment``; if that fails the money is kept:
-    the payment stays captured without an order (answer 202) and a retry or
-    reconciliation finishes the order (or flags it for staff)."""
-    try:
-        order, created = _finalize(cart_id=cart_id, payment_id=payment.id, actor=actor)
-    except Exception as exc:
-        logger.exception(
-            "checkout.order_not_written",
-            extra={
-                "event": "checkout.order_not_written",
-                "cart_id": str(cart_id),
-                "payment_id": str(payment.id),
-            },
-        )
-        _note_order_not_written(payment, exc)
-        return ConfirmResult(order=None, payment=payment)
-    return ConfirmResult(order=order, payment=payment, created=created)
-
-
-def _note_order_not_written(payment: Payment, exc: Exception) -> None:
-    """Marks the captured payment as waiting for its order (what a concurrent confirm
-    and the admin see). Best effort: reconciliation finds the payment without it."""
-    payment.error_code = ORDER_NOT_WRITTEN
-    payment.error_message = f"{exc.__class__.__name__}: {exc}"[:2000]
-    try:
-        Payment.objects.filter(id=payment.id).update(
-            error_code=payment.error_code,
-            error_message=payment.error_message,
-            updated_at=timezone.now(),
-        )
-    except DatabaseError:
-        logger.exception(
-            "checkout.order_not_written_unrecorded",
-            extra={"event": "checkout.order_not_written_unrecorded", "payment_id": str(payment.id)},
-        )
+    pay(payment=payment, gateway=gateway, actor=actor)
+    return write_order(cart_id=cart_id, payment=payment, actor=actor)
 
 
 # --- 1. prepare ---------------------------------------------------------------------
@@ -221,14 +133,10 @@ def _prepare(
     failure: ApplicationError
     with transaction.atomic():
         cart = lock_cart(cart_id, authorize=authorize)
-        key_row = None
-        if idempotency_key:
-            key_row = IdempotencyKey.objects.filter(cart=cart, key=idempotency_key).first()
-            if key_row is not None and key_row.fingerprint != fingerprint:
-                raise IdempotencyConflict(details={"idempotency_key": idempotency_key})
-            if key_row is not None and key_row.order_id is not None:
-                order = Order.objects.get(id=key_row.order_id)
-                return ConfirmResult(order=order, payment=None)
+        key_row = idempotency_key_of(cart=cart, key=idempotency_key, fingerprint=fingerprint)
+        if key_row is not None and key_row.order_id is not None:
+            order = Order.objects.get(id=key_row.order_id)
+            return ConfirmResult(order=order, payment=None)
 
         now = timezone.now()
         unfinished = list(
@@ -241,9 +149,7 @@ def _prepare(
         if unfinished:
             return _InFlight(payment_id=unfinished[0].id)
 
-        items = list(
-            CartItem.objects.filter(cart=cart).select_related("product", "warehouse").order_by("id")
-        )
+        items = cart_lines(cart.id)
         if not items:
             raise CartEmpty()
         if cart.status != CartStatus.CHECKOUT:
@@ -269,7 +175,7 @@ def _prepare(
             try:
                 expires_at = _secure_stock(cart=cart, items=items, actor=actor)
             except InsufficientStock as exc:
-                _return_to_active(
+                return_to_active(
                     cart=cart,
                     reason=ReleaseReason.CHECKOUT_CANCELLED,
                     actor=actor,
@@ -281,422 +187,37 @@ def _prepare(
                 cart.expires_at = expires_at
                 cart.save(update_fields=["expires_at", "updated_at"])
                 if idempotency_key and key_row is None:
-                    IdempotencyKey.objects.create(
-                        cart=cart, key=idempotency_key, fingerprint=fingerprint
-                    )
+                    record_idempotency_key(cart=cart, key=idempotency_key, fingerprint=fingerprint)
                 return Payment.objects.create(
                     cart=cart,
                     idempotency_key=idempotency_key,
                     gateway=gateway.name,
                     method=cart.payment_method,
-                    amount=_total(items),
+                    amount=cart_total(items),
                     currency=cart.currency,
                     status=PaymentStatus.PENDING,
                 )
     raise failure
 
 
-def _total(items: Sequence[CartItem]) -> Decimal:
-    return sum((line_total(item) for item in items), Decimal("0.00"))
-
-
-@dataclass
-class _Matched:
-    """The cart's pending reservations against its lines."""
-
-    by_item: dict[int, Reservation]
-    unreserved: list[CartItem]
-    stale: list[Reservation]
-    lapsed: list[Reservation]
-
-    @property
-    def needs_repair(self) -> bool:
-        return bool(self.unreserved or self.stale or self.lapsed)
-
-
-def _match_reservations(
-    *, cart: Cart, items: Sequence[CartItem], lapsed_ok: bool
-) -> tuple[_Matched, list[Reservation]]:
-    """Pairs each line with the pending reservation of the same product, warehouse and
-    quantity (one query). One that has lapsed (or lapses within ``LAPSING_MARGIN``)
-    counts only with ``lapsed_ok``: until someone expires it, it still holds its stock
-    and can be confirmed, but it cannot be extended."""
-    now = timezone.now()
-    pending = list(
-        Reservation.objects.filter(cart_id=cart.id, status=ReservationStatus.PENDING).order_by("id")
-    )
-    by_pair: dict[tuple[UUID, int], Reservation] = {}
-    stale: list[Reservation] = []
-    lapsed: list[Reservation] = []
-    for r in pending:
-        pair = (r.product_id, r.warehouse_id)
-        if pair in by_pair:
-            stale.append(r)
-        elif r.expires_at <= now + LAPSING_MARGIN and not lapsed_ok:
-            lapsed.append(r)
-        else:
-            by_pair[pair] = r
-    by_item: dict[int, Reservation] = {}
-    unreserved: list[CartItem] = []
-    for item in items:
-        r = by_pair.pop((item.product_id, item.warehouse_id), None)
-        if r is not None and r.quantity == item.quantity:
-            by_item[item.id] = r
-        else:
-            if r is not None:
-                stale.append(r)
-            unreserved.append(item)
-    stale.extend(by_pair.values())
-    return _Matched(by_item=by_item, unreserved=unreserved, stale=stale, lapsed=lapsed), pending
-
-
-def _repair_reservations(
-    *,
-    cart: Cart,
-    items: Sequence[CartItem],
-    matched: _Matched,
-    pending: list[Reservation],
-    actor: str,
-) -> list[Reservation]:
-    """Ends reservations that no longer fit a line and reserves the lines without one
-    (``CHECKOUT_PAYMENT_TTL_SECONDS``). All stock rows involved are locked first, in one
-    ascending-pk query, so the several service calls below keep the lock order."""
-    pairs = {(item.product_id, item.warehouse_id) for item in items}
-    pairs |= {(r.product_id, r.warehouse_id) for r in pending}
-    inventory_locks.lock_stock_levels_for(pairs)
-    now = timezone.now()
-    lapsed = [r.id for r in matched.lapsed if r.expires_at <= now]
-    ending = [r.id for r in matched.stale] + [r.id for r in matched.lapsed if r.expires_at > now]
-    if lapsed:
-        inventory.expire(reservation_ids=lapsed, actor=actor)
-    if ending:
-        inventory.release(reservation_ids=ending, reason=ReleaseReason.ITEM_REMOVED, actor=actor)
-    if not matched.unreserved:
-        return []
-    fresh = inventory.reserve(
-        lines=[
-            inventory.ReservationLine(item.product_id, item.warehouse_id, item.quantity)
-            for item in matched.unreserved
-        ],
-        ttl_seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS,
-        cart_id=cart.id,
-        actor=actor,
-    )
-    by_pair = {(r.product_id, r.warehouse_id): r for r in fresh}
-    for item in matched.unreserved:
-        matched.by_item[item.id] = by_pair[(item.product_id, item.warehouse_id)]
-    matched.unreserved = []
-    return fresh
-
-
-def _secure_stock(*, cart: Cart, items: Sequence[CartItem], actor: str) -> datetime:
+def _secure_stock(*, cart: Cart, items: list[CartItem], actor: str) -> datetime:
     """Re-validates the cart's stock before payment: every line ends up covered by a
     pending reservation of the right quantity, expiring ``CHECKOUT_PAYMENT_TTL_SECONDS``
     from now (existing ones extended, missing ones reserved — with
     ``ENABLE_PRE_RESERVATION`` off that is every line). Returns the new expiry; raises
     :class:`InsufficientStock` listing every short line. Constant queries in the lines."""
-    matched, pending = _match_reservations(cart=cart, items=items, lapsed_ok=False)
-    fresh: list[Reservation] = []
-    if matched.needs_repair:
-        fresh = _repair_reservations(
-            cart=cart, items=items, matched=matched, pending=pending, actor=actor
-        )
-    fresh_ids = {r.id for r in fresh}
-    to_extend = [r.id for r in matched.by_item.values() if r.id not in fresh_ids]
+    holds = ensure_live_holds(
+        cart_id=cart.id,
+        items=items,
+        ttl_seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS,
+        actor=actor,
+    )
     expires_at = (
-        fresh[0].expires_at
-        if fresh
+        holds.fresh[0].expires_at
+        if holds.fresh
         else timezone.now() + timedelta(seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS)
     )
-    if to_extend:
-        inventory.extend(reservation_ids=to_extend, expires_at=expires_at, actor=actor)
+    kept = [r.id for r in holds.kept]
+    if kept:
+        inventory.extend(reservation_ids=kept, expires_at=expires_at, actor=actor)
     return expires_at
-
-
-def _release_cart_reservations(*, cart: Cart, reason: str, actor: str) -> None:
-    ids = list(
-        Reservation.objects.filter(cart_id=cart.id, status=ReservationStatus.PENDING).values_list(
-            "id", flat=True
-        )
-    )
-    if ids:
-        inventory.release(reservation_ids=ids, reason=reason, actor=actor)
-
-
-def _return_to_active(*, cart: Cart, reason: str, actor: str, why: str) -> None:
-    """Releases the cart's pending reservations and moves it back to ``active`` (the
-    caller holds the Cart lock)."""
-    _release_cart_reservations(cart=cart, reason=reason, actor=actor)
-    if cart.status == CartStatus.CHECKOUT:
-        changed = transition_cart(cart, CartStatus.ACTIVE, actor=actor, reason=why)
-        cart.save(update_fields=changed)
-
-
-# --- 2. pay -------------------------------------------------------------------------
-
-
-def _pay(*, payment: Payment, gateway: PaymentGateway, actor: str) -> None:
-    """Authorizes and captures ``payment`` (no locks held); on success the Payment is
-    ``captured`` (committed) when this returns, on failure the checkout is undone and
-    the payment error raised."""
-    request = PaymentRequest(
-        reference=str(payment.id),
-        amount=payment.amount,
-        currency=payment.currency,
-        method=payment.method,
-    )
-    attempts = 0
-    try:
-        authorization_id, tries = call_with_retries(lambda: gateway.authorize(request))
-        attempts += tries
-    except GatewayError as exc:
-        attempts += exc.attempts
-        timed_out = isinstance(exc, GatewayTimeout)
-        _fail(
-            payment=payment,
-            error=PaymentTimeout() if timed_out else PaymentDeclined(),
-            gateway_error=exc,
-            status=PaymentStatus.FAILED,
-            attempts=attempts,
-            outcome=_outcome(exc, otherwise="declined"),
-            actor=actor,
-        )
-    now = timezone.now()
-    payment.status = PaymentStatus.AUTHORIZED
-    payment.authorization_id = authorization_id
-    payment.authorized_at = now
-    payment.attempts = attempts
-    payment.save(
-        update_fields=["status", "authorization_id", "authorized_at", "attempts", "updated_at"]
-    )
-
-    try:
-        capture_id, tries = call_with_retries(
-            lambda: gateway.capture(request, authorization_id=authorization_id)
-        )
-        attempts += tries
-    except GatewayError as exc:
-        attempts += exc.attempts
-        timed_out = isinstance(exc, GatewayTimeout)
-        voided = _void(gateway=gateway, request=request, authorization_id=authorization_id)
-        _fail(
-            payment=payment,
-            error=PaymentTimeout() if timed_out else PaymentCaptureFailed(),
-            gateway_error=exc,
-            status=PaymentStatus.VOIDED if voided else PaymentStatus.FAILED,
-            attempts=attempts,
-            outcome=_outcome(exc, otherwise="capture_failed"),
-            actor=actor,
-            attention=None
-            if voided
-            else "The authorization could not be voided; void it at the provider.",
-        )
-    now = timezone.now()
-    payment.status = PaymentStatus.CAPTURED
-    payment.payment_id = capture_id
-    payment.captured_at = now
-    payment.attempts = attempts
-    payment.save(update_fields=["status", "payment_id", "captured_at", "attempts", "updated_at"])
-    metrics.payments_total.labels(outcome="captured").inc()
-    logger.info(
-        "payment.captured",
-        extra={
-            "event": "payment.captured",
-            "cart_id": str(payment.cart_id),
-            "payment_id": str(payment.id),
-            "amount": str(payment.amount),
-            "attempts": attempts,
-            "actor": actor,
-        },
-    )
-
-
-def _outcome(exc: GatewayError, *, otherwise: str) -> str:
-    """The ``payments_total`` label of a failed step: a timeout, an answer of the
-    provider (``otherwise``), or an error of the gateway itself."""
-    if isinstance(exc, GatewayTimeout):
-        return "timeout"
-    if isinstance(exc, GatewayDeclined):
-        return otherwise
-    return "error"
-
-
-def _void(*, gateway: PaymentGateway, request: PaymentRequest, authorization_id: str) -> bool:
-    try:
-        call_with_retries(lambda: gateway.void(request, authorization_id=authorization_id))
-    except GatewayError:
-        logger.exception(
-            "payment.void_failed",
-            extra={"event": "payment.void_failed", "payment_id": request.reference},
-        )
-        return False
-    return True
-
-
-def _fail(
-    *,
-    payment: Payment,
-    error: ApplicationError,
-    gateway_error: GatewayError,
-    status: str,
-    attempts: int,
-    outcome: str,
-    actor: str,
-    attention: str | None = None,
-) -> NoReturn:
-    """Records the failed payment, releases the cart's reservations (``payment_failed``)
-    and returns the cart to ``active``, in one transaction under the Cart lock; then
-    raises ``error``. The shopper can start the checkout again and pay."""
-    now = timezone.now()
-    with transaction.atomic():
-        cart = lock_cart(payment.cart_id)
-        payment.status = status
-        payment.error_code = error.code
-        payment.error_message = gateway_error.message[:2000]
-        payment.attempts = attempts
-        fields = ["status", "error_code", "error_message", "attempts", "updated_at"]
-        if status == PaymentStatus.VOIDED:
-            payment.voided_at = now
-            fields.append("voided_at")
-        if attention:
-            payment.needs_attention = True
-            payment.attention_reason = attention
-            fields += ["needs_attention", "attention_reason"]
-        payment.save(update_fields=fields)
-        _return_to_active(
-            cart=cart, reason=ReleaseReason.PAYMENT_FAILED, actor=actor, why="payment_failed"
-        )
-    metrics.payments_total.labels(outcome=outcome).inc()
-    logger.warning(
-        "payment.failed",
-        extra={
-            "event": "payment.failed",
-            "cart_id": str(payment.cart_id),
-            "payment_id": str(payment.id),
-            "code": error.code,
-            "gateway_error": gateway_error.message,
-            "attempts": attempts,
-            "payment_status": status,
-            "actor": actor,
-        },
-    )
-    raise error
-
-
-# --- waiting for a payment in flight -----------------------------------------------
-
-
-def _await_in_flight(*, payment_id: UUID) -> ConfirmResult:
-    """Polls the in-flight payment of another confirm of the same cart (no locks held)
-    and answers as that confirm did."""
-    deadline = time.monotonic() + settings.CHECKOUT_CONFIRM_WAIT_SECONDS
-    while True:
-        payment = Payment.objects.select_related("order").get(id=payment_id)
-        if payment.order is not None:
-            return ConfirmResult(order=payment.order, payment=payment)
-        if payment.status == PaymentStatus.CAPTURED and payment.error_code == ORDER_NOT_WRITTEN:
-            return ConfirmResult(order=None, payment=payment)
-        if payment.status in (PaymentStatus.FAILED, PaymentStatus.VOIDED):
-            raise _PAYMENT_ERRORS.get(payment.error_code, PaymentDeclined)()
-        if time.monotonic() >= deadline:
-            raise InvalidCartStatus(CartStatus.CHECKOUT, "Confirmation in progress")
-        time.sleep(POLL_INTERVAL_SECONDS)
-
-
-# --- 3. finalize --------------------------------------------------------------------
-
-
-class OrderNotWritable(Exception):
-    """The order of a captured payment cannot be written as things stand (staff must
-    look); carries the reason."""
-
-
-def finalize_order(*, cart_id: UUID, payment_id: UUID, actor: str) -> Order:
-    """Writes the order of a captured payment, in one transaction: Cart lock, Payment
-    lock, order and items from the cart (each linked to its reservation), reservations
-    confirmed (stock deducted once), Payment linked, cart ``completed``, the
-    Idempotency-Key bound to the order.
-
-    Used by confirm right after the capture and by reconciliation later; idempotent (a
-    payment that has its order returns it). Lines whose reservation is gone are reserved
-    again; if stock is short this raises :class:`InsufficientStock`. A cart that already
-    has an order, or whose total no longer matches the captured amount, raises
-    :class:`OrderNotWritable`.
-    """
-    order, _ = _finalize(cart_id=cart_id, payment_id=payment_id, actor=actor)
-    return order
-
-
-def _finalize(*, cart_id: UUID, payment_id: UUID, actor: str) -> tuple[Order, bool]:
-    """:func:`finalize_order`, also saying whether this call wrote the order (False: it
-    was written already, by a concurrent confirm or by reconciliation)."""
-    with transaction.atomic():
-        cart = lock_cart(cart_id)
-        payment = payment_locks.lock_payment(payment_id)
-        if payment.cart_id != cart.id:
-            raise ValueError("the payment belongs to another cart")
-        if payment.order_id is not None:
-            return Order.objects.get(id=payment.order_id), False
-        if payment.status != PaymentStatus.CAPTURED:
-            raise OrderNotWritable(f"payment is {payment.status}, not captured")
-        existing = Order.objects.filter(cart_id=cart.id).values_list("number", flat=True).first()
-        if existing is not None:
-            raise OrderNotWritable(f"the cart already has order {existing}: refund this payment")
-        if cart.status == CartStatus.COMPLETED:
-            raise OrderNotWritable("the cart is completed without an order")
-        items = list(
-            CartItem.objects.filter(cart=cart).select_related("product", "warehouse").order_by("id")
-        )
-        if not items:
-            raise OrderNotWritable("the cart has no items")
-        total = _total(items)
-        if total != payment.amount:
-            raise OrderNotWritable(
-                f"the cart total {total} differs from the captured amount {payment.amount}"
-            )
-        matched, pending = _match_reservations(cart=cart, items=items, lapsed_ok=True)
-        if matched.needs_repair:
-            _repair_reservations(
-                cart=cart, items=items, matched=matched, pending=pending, actor=actor
-            )
-        if cart.status != CartStatus.CHECKOUT:
-            # The checkout was cancelled or abandoned while the payment went through: the
-            # shopper paid, so the purchase stands (re-entering checkout to complete it).
-            changed = transition_cart(cart, CartStatus.CHECKOUT, actor=actor, reason="paid")
-            cart.save(update_fields=changed)
-
-        order, order_items = orders.create_order(
-            cart=cart,
-            lines=[
-                orders.OrderLine(
-                    product_id=item.product_id,
-                    warehouse_id=item.warehouse_id,
-                    sku=item.product.sku,
-                    name=item.product.name,
-                    quantity=item.quantity,
-                    unit_price=item.product.price,
-                    reservation_id=matched.by_item[item.id].id,
-                )
-                for item in items
-            ],
-        )
-        orders.confirm_order_reservations(order=order, items=order_items, actor=actor)
-        Payment.objects.filter(id=payment.id).update(order=order, updated_at=timezone.now())
-        changed = transition_cart(cart, CartStatus.COMPLETED, actor=actor, reason="order_created")
-        cart.save(update_fields=changed)
-        if payment.idempotency_key:
-            IdempotencyKey.objects.filter(cart=cart, key=payment.idempotency_key).update(
-                order=order, response_status=201
-            )
-    logger.info(
-        "checkout.confirmed",
-        extra={
-            "event": "checkout.confirmed",
-            "cart_id": str(cart_id),
-            "order_id": str(order.id),
-            "number": order.number,
-            "payment_id": str(payment_id),
-            "actor": actor,
-        },
-    )
-    return order, True

@@ -20,7 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from carts.access import CART_TOKEN_HEADER, access_check, request_body
-from checkout.confirm import IDEMPOTENCY_KEY_MAX_LENGTH, confirm_checkout, request_fingerprint
+from checkout.confirm import confirm_checkout
+from checkout.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, request_fingerprint
 from core.api import request_actor
 from core.errors import ValidationFailed
 from core.schema import error_responses

@@ -1,7 +1,7 @@
 """The orphan sweeper (SPEC §9): release reservations that no checkout and no order holds.
 
 Orphaned reservation: ``pending``, held for a cart that is not in ``checkout``, and not
-linked to an order (neither ``Reservation.order`` nor an order item). Nothing will ever
+linked to an order (``Reservation.order``). Nothing will ever
 confirm or release it, so the stock would stay held until its expiry; it is released
 with reason ``orphaned`` and counted in ``reservations_orphaned_total`` (which should stay
 at zero: every orphan is a bug somewhere upstream). Two kinds of pending reservation are
@@ -51,7 +51,6 @@ def orphaned_reservations() -> QuerySet[Reservation]:
             status=ReservationStatus.PENDING,
             cart__isnull=False,
             order__isnull=True,
-            order_item__isnull=True,
         )
         .exclude(cart__status=CartStatus.CHECKOUT)
         .exclude(_awaiting_reconciliation(OuterRef("cart_id")))

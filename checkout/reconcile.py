@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from checkout import locks
-from checkout.confirm import finalize_order
+from checkout.finalize import finalize_order
 from payments import locks as payment_locks
 from payments.models import Payment
 

@@ -32,6 +32,7 @@ from carts.models import Cart, CartStatus
 from carts.selectors import cart_items_queryset, cart_line_stock
 from carts.services import refuse_while_paying
 from checkout.errors import CheckoutExpired
+from checkout.holds import ensure_live_holds
 from checkout.selectors import pending_reservations
 from core import metrics
 from inventory import services as inventory
@@ -133,23 +134,17 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
     expires_at = None
     if settings.ENABLE_PRE_RESERVATION:
         try:
-            reservations = inventory.reserve(
-                lines=[
-                    ReservationLine(
-                        product_id=item.product_id,
-                        warehouse_id=item.warehouse_id,
-                        quantity=item.quantity,
-                    )
-                    for item in items
-                ],
-                ttl_seconds=settings.CHECKOUT_RESERVATION_TTL_SECONDS,
+            holds = ensure_live_holds(
                 cart_id=cart.id,
+                items=items,
+                ttl_seconds=settings.CHECKOUT_RESERVATION_TTL_SECONDS,
                 actor=actor,
+                pending=[],  # the leftovers were just released
             )
         except InsufficientStock:
             _count_validation(False)
             raise
-        expires_at = min(r.expires_at for r in reservations)
+        expires_at = min(r.expires_at for r in holds.by_line.values())
     else:
         short = [line for line in cart_line_stock(cart=cart) if not line.ok]
         if short:
@@ -292,6 +287,20 @@ def update_checkout(
     if expired:
         raise CheckoutExpired()
     return cart
+
+
+def return_to_active(*, cart: Cart, reason: str, actor: str, why: str) -> None:
+    """Releases the cart's pending reservations (``reason``) and moves it back to
+    ``active`` (``why`` labels the transition); the caller holds the Cart lock. Used when
+    a confirm cannot go on (stock short, payment failed)."""
+    inventory.release(
+        reservation_ids=[r.id for r in pending_reservations(cart_id=cart.id)],
+        reason=reason,
+        actor=actor,
+    )
+    if cart.status == CartStatus.CHECKOUT:
+        changed = transitions.transition_cart(cart, CartStatus.ACTIVE, actor=actor, reason=why)
+        cart.save(update_fields=changed)
 
 
 def cancel_checkout(*, cart_id: UUID, actor: str, authorize: CartCheck | None = None) -> Cart:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link, cart_admin_link, staff_actor
 from core.errors import ApplicationError
+from inventory.models import Reservation
 from orders.models import Order, OrderItem
 from orders.services import cancel_order
 from payments.models import Payment
@@ -35,22 +37,33 @@ class OrderItemInline(ReadOnlyInline):
     show_change_link = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("warehouse", "reservation")
+        return super().get_queryset(request).select_related("warehouse")
+
+    @staticmethod
+    def _reservations(obj: OrderItem) -> list[Reservation]:
+        # The order's reservations of the item's product (Reservation.order is the link);
+        # read once per row for the three columns.
+        if not hasattr(obj, "_reservations"):
+            obj._reservations = list(obj.reservations)
+        return obj._reservations
 
     @admin.display(description="reservation")
     def reservation_link(self, obj: OrderItem) -> str:
-        return admin_link(obj.reservation, f"#{obj.reservation_id}" if obj.reservation else None)
+        links = [admin_link(r, f"#{r.id}") for r in self._reservations(obj)]
+        return format_html_join(", ", "{}", ((link,) for link in links)) if links else "-"
 
     @admin.display(description="reservation status")
     def reservation_status(self, obj: OrderItem) -> str:
-        if obj.reservation is None:
-            return "-"
-        reason = f" ({obj.reservation.release_reason})" if obj.reservation.release_reason else ""
-        return f"{obj.reservation.status}{reason}"
+        statuses = [
+            f"{r.status} ({r.release_reason})" if r.release_reason else r.status
+            for r in self._reservations(obj)
+        ]
+        return ", ".join(statuses) or "-"
 
     @admin.display(description="confirmed at")
     def reservation_confirmed_at(self, obj: OrderItem) -> object:
-        return obj.reservation.confirmed_at if obj.reservation else None
+        confirmed = [r.confirmed_at for r in self._reservations(obj) if r.confirmed_at]
+        return max(confirmed) if confirmed else None
 
 
 class OrderPaymentInline(ReadOnlyInline):

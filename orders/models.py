@@ -6,7 +6,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+
+from inventory.models import Reservation
 
 
 class OrderStatus(models.TextChoices):
@@ -69,16 +71,24 @@ class OrderItem(models.Model):
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     line_total = models.DecimalField(max_digits=14, decimal_places=2)
-    reservation = models.OneToOneField(
-        "inventory.Reservation",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="order_item",
-    )
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # A cart has one line per product, so an item's reservations are exactly the
+            # order's reservations of its product (``Reservation.order`` is the link).
+            models.UniqueConstraint(
+                fields=["order", "product"], name="order_item_one_line_per_product"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.sku}"
+
+    @property
+    def reservations(self) -> QuerySet[Reservation]:
+        """The reservations behind this item: the order's reservations of its product,
+        oldest first."""
+        return Reservation.objects.filter(
+            order_id=self.order_id, product_id=self.product_id
+        ).order_by("id")

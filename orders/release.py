@@ -26,13 +26,11 @@ class OrderRelease:
 
 
 def reservations_of_order(order: Order) -> QuerySet[Reservation]:
-    """The order's reservations (linked to it or to its items) and any pending ones left
-    on the cart it came from."""
+    """The order's reservations (``Reservation.order``) and any pending ones left on the
+    cart it came from."""
     return Reservation.objects.filter(
-        Q(order_id=order.id)
-        | Q(order_item__order_id=order.id)
-        | Q(cart_id=order.cart_id, status=ReservationStatus.PENDING)
-    ).distinct()
+        Q(order_id=order.id) | Q(cart_id=order.cart_id, status=ReservationStatus.PENDING)
+    )
 
 
 def release_order_reservations(

@@ -5,19 +5,37 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from carts.tokens import token_matches
+from inventory.models import Reservation
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderItem
 from payments.models import Payment
 
 
+def items_for_output() -> QuerySet[OrderItem]:
+    """Order items with their warehouse and ``first_reservation_id``: the lowest id of the
+    order's reservations of the item's product (``Reservation.order`` is the link), in
+    the same query."""
+    first_reservation = (
+        Reservation.objects.filter(order_id=OuterRef("order_id"), product_id=OuterRef("product_id"))
+        .order_by("id")
+        .values("id")[:1]
+    )
+    return (
+        OrderItem.objects.select_related("warehouse")
+        .annotate(first_reservation_id=Subquery(first_reservation))
+        .order_by("id")
+    )
+
+
 def orders_for_output() -> QuerySet[Order]:
     """Orders with what the order answer shows loaded: the cart (for its token), items
-    with their warehouse, and payments — three queries for any number of orders/lines."""
+    with their warehouse and reservation id, and payments — three queries for any
+    number of orders/lines."""
     return Order.objects.select_related("cart").prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.select_related("warehouse").order_by("id")),
+        Prefetch("items", queryset=items_for_output()),
         Prefetch("payments", queryset=Payment.objects.order_by("-created_at")),
     )
 

@@ -1,6 +1,7 @@
 """Output shape of an order (API.md "Orders"), shared by the orders API and confirm.
 
-Reads only what ``orders.selectors.orders_for_output`` loaded, so serialising an order
+Reads only what ``orders.selectors.orders_for_output`` loaded (an item's
+``reservation_id`` is its ``first_reservation_id`` annotation), so serialising an order
 (or a page of orders) costs no query whatever the number of lines.
 """
 
@@ -22,7 +23,8 @@ class OrderItemOutputSerializer(serializers.Serializer):
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
     line_total = serializers.DecimalField(max_digits=14, decimal_places=2)
     warehouse = serializers.CharField(source="warehouse.code")
-    reservation_id = serializers.IntegerField(allow_null=True)
+    # The first (lowest id) reservation of the order for the item's product.
+    reservation_id = serializers.IntegerField(source="first_reservation_id", allow_null=True)
 
 
 class OrderPaymentOutputSerializer(serializers.Serializer):

@@ -13,21 +13,19 @@ under the caller's Cart lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from carts.models import Cart
 from core import metrics
 from inventory import services as inventory
 from inventory.errors import InsufficientStock, ReservationNotActive
-from inventory.models import ReleaseReason, Reservation
+from inventory.models import ReleaseReason, Reservation, ReservationStatus
 from orders import locks
 from orders.errors import InvalidOrderStatus
 from orders.models import Order, OrderItem, OrderStatus
@@ -50,6 +48,20 @@ SHOPPER_CANCELLABLE = frozenset({OrderStatus.PENDING})
 
 CONFIRMATION_ERRORS_KEY = "reservation_confirmation_errors"
 
+# Holds stock again for order items whose reservation was lost: called with ``cart_id``,
+# ``items`` and ``actor``, returns a pending reservation per item id (all or nothing, else
+# ``InsufficientStock``). Orders sit below checkout and never reserve on their own; the
+# checkout registers its holder (``checkout.apps``), which keeps "every line has a live
+# hold" in one place.
+LineHolder = Callable[..., dict[int, Reservation]]
+_line_holders: list[LineHolder] = []
+
+
+def register_line_holder(holder: LineHolder) -> None:
+    """Registers the function that holds order lines again (the checkout's)."""
+    if holder not in _line_holders:
+        _line_holders.append(holder)
+
 
 @dataclass(frozen=True)
 class OrderLine:
@@ -61,7 +73,6 @@ class OrderLine:
     name: str
     quantity: int
     unit_price: Decimal
-    reservation_id: int | None
 
     @property
     def line_total(self) -> Decimal:
@@ -77,9 +88,9 @@ def next_order_number() -> str:
 
 
 def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list[OrderItem]]:
-    """Writes the order of ``cart`` (status ``pending``) and its items, each linked to its
-    reservation; addresses, payment method, customer and currency are copied from the
-    cart. The caller holds the Cart lock inside a transaction; ``Order.cart`` is unique,
+    """Writes the order of ``cart`` (status ``pending``) and its items (one per product:
+    an item's reservations are the order's reservations of its product); addresses,
+    payment method, customer and currency are copied from the cart. The caller holds the Cart lock inside a transaction; ``Order.cart`` is unique,
     so a second order for the cart fails. Four queries whatever the number of lines."""
     subtotal = sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENTS)
     order = Order.objects.create(
@@ -107,7 +118,6 @@ def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list
                 quantity=line.quantity,
                 unit_price=line.unit_price,
                 line_total=line.line_total,
-                reservation_id=line.reservation_id,
             )
             for line in lines
         ]
@@ -127,22 +137,55 @@ def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list
 
 
 def confirm_order_reservations(
-    *, order: Order, items: Sequence[OrderItem] | None = None, actor: str
+    *,
+    order: Order,
+    items: Sequence[OrderItem] | None = None,
+    holds: Mapping[int, Reservation] | None = None,
+    actor: str,
 ) -> list[dict[str, object]]:
-    """Confirms the reservations of the order's items (stock leaves ``on_hand``).
+    """Confirms the reservations of the order's items (stock leaves ``on_hand``) and so
+    links them to the order (``Reservation.order``).
 
-    The payment was taken, so a reservation that cannot be confirmed never fails the
-    order: the others are confirmed, a line whose reservation is gone (lapsed and
-    reclaimed, released) gets a fresh reservation confirmed at once if stock allows, and
-    whatever is still unconfirmed is recorded in ``order.metadata`` under
-    ``reservation_confirmation_errors`` (and returned) for staff. Idempotent: calling it
-    again (as the change to ``confirmed`` does) retries only what failed. Runs inside
-    the caller's transaction, with the Order (or Cart) row locked by the caller.
+    ``holds`` is the pending reservation of each item (by item id) that the caller
+    secured (the checkout, when it writes the order). An item without one uses the
+    order's own reservation of its product (a retry), or, if it has none, is held again
+    through the registered line holder (the checkout's). The payment was taken, so a
+    reservation that cannot be confirmed never fails the order: the others are
+    confirmed, a line whose reservation is gone gets a fresh reservation confirmed at
+    once if stock allows, and whatever is still unconfirmed is recorded in
+    ``order.metadata`` under ``reservation_confirmation_errors`` (and returned) for
+    staff. Idempotent: calling it again (as the change to ``confirmed`` does) retries
+    only what failed. Runs inside the caller's transaction, with the Order (or Cart) row
+    locked by the caller.
     """
     items = list(items) if items is not None else list(order.items.all())
-    wanted = [item.reservation_id for item in items if item.reservation_id is not None]
+    held: dict[int, Reservation] = dict(holds or {})
+    unheld = [item for item in items if item.id not in held]
+    done: set[int] = set()
+    if unheld:
+        own: dict[UUID, Reservation] = {}
+        for r in Reservation.objects.filter(
+            order_id=order.id,
+            product_id__in={item.product_id for item in unheld},
+            status__in=[ReservationStatus.PENDING, ReservationStatus.CONFIRMED],
+        ).order_by("id"):
+            current = own.get(r.product_id)
+            if current is None or (
+                r.status == ReservationStatus.CONFIRMED
+                and current.status != ReservationStatus.CONFIRMED
+            ):
+                own[r.product_id] = r
+        for item in unheld:
+            r = own.get(item.product_id)
+            if r is None:
+                continue
+            if r.status == ReservationStatus.CONFIRMED:
+                done.add(item.id)
+            else:
+                held[item.id] = r
+
     refused: set[int] = set()
-    remaining = wanted
+    remaining = [r.id for r in held.values()]
     while remaining:
         try:
             inventory.confirm(reservation_ids=remaining, order_id=order.id, actor=actor)
@@ -155,44 +198,14 @@ def confirm_order_reservations(
             refused |= newly_refused
             remaining = [rid for rid in remaining if rid not in refused]
 
-    unreserved = [
-        item for item in items if item.reservation_id is None or item.reservation_id in refused
+    lost = [
+        item
+        for item in items
+        if item.id not in done and (item.id not in held or held[item.id].id in refused)
     ]
     errors: list[dict[str, object]] = []
-    if unreserved:
-        try:
-            with transaction.atomic():
-                fresh = inventory.reserve(
-                    lines=[
-                        inventory.ReservationLine(item.product_id, item.warehouse_id, item.quantity)
-                        for item in unreserved
-                    ],
-                    ttl_seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS,
-                    cart_id=order.cart_id,
-                    actor=actor,
-                )
-                inventory.confirm(
-                    reservation_ids=[r.id for r in fresh], order_id=order.id, actor=actor
-                )
-                by_pair = {(r.product_id, r.warehouse_id): r for r in fresh}
-                for item in unreserved:
-                    item.reservation_id = by_pair[(item.product_id, item.warehouse_id)].id
-                OrderItem.objects.bulk_update(unreserved, ["reservation_id"])
-        except InsufficientStock as exc:
-            short = {entry["product_id"]: entry for entry in exc.items}
-            for item in unreserved:
-                entry = short.get(str(item.product_id), {})
-                errors.append(
-                    {
-                        "item_id": item.id,
-                        "sku": item.sku,
-                        "reservation_id": item.reservation_id,
-                        "code": "INSUFFICIENT_STOCK",
-                        "available": entry.get("available"),
-                        "requested": item.quantity,
-                        "at": timezone.now().isoformat(),
-                    }
-                )
+    if lost:
+        errors = _hold_again(order=order, items=lost, held=held, actor=actor)
 
     had_errors = CONFIRMATION_ERRORS_KEY in (order.metadata or {})
     if errors or had_errors:
@@ -217,12 +230,42 @@ def confirm_order_reservations(
     return errors
 
 
+def _hold_again(
+    *, order: Order, items: Sequence[OrderItem], held: Mapping[int, Reservation], actor: str
+) -> list[dict[str, object]]:
+    """Holds the lost lines again through the line holder and confirms them at once (one
+    savepoint: all or nothing); returns the errors of the lines it could not hold
+    (``held``: the reservation each had, if any, refused by the confirmation)."""
+    code, short = "RESERVATION_NOT_ACTIVE", {}
+    for holder in _line_holders[:1]:
+        try:
+            with transaction.atomic():
+                fresh = holder(cart_id=order.cart_id, items=items, actor=actor)
+                inventory.confirm(
+                    reservation_ids=[fresh[item.id].id for item in items],
+                    order_id=order.id,
+                    actor=actor,
+                )
+            return []
+        except InsufficientStock as exc:
+            code, short = "INSUFFICIENT_STOCK", {entry["product_id"]: entry for entry in exc.items}
+    now = timezone.now().isoformat()
+    return [
+        {
+            "item_id": item.id,
+            "sku": item.sku,
+            "reservation_id": held[item.id].id if item.id in held else None,
+            "code": code,
+            "available": short.get(str(item.product_id), {}).get("available"),
+            "requested": item.quantity,
+            "at": now,
+        }
+        for item in items
+    ]
+
+
 def _order_reservation_ids(order: Order) -> list[int]:
-    return list(
-        Reservation.objects.filter(Q(order_id=order.id) | Q(order_item__order_id=order.id))
-        .values_list("id", flat=True)
-        .distinct()
-    )
+    return list(Reservation.objects.filter(order_id=order.id).values_list("id", flat=True))
 
 
 def cancel_order(*, order_id: UUID, actor: str, by_staff: bool) -> Order:
