@@ -256,6 +256,10 @@ def main() -> None:
             results = sweep(workers, batch_size)
             _check(args.reservations, history)
             expired = sum(r.expired for r in results)
+            if expired != args.reservations:  # the workers' own counts, beside _check's
+                raise SystemExit(
+                    f"check failed: the workers expired {expired:,}, not {args.reservations:,}"
+                )
             seconds = max(r.finished for r in results) - min(r.started for r in results)
             peak = max(r.rss_peak_kb for r in results) / 1024
             setup = max(r.rss_after_setup_kb for r in results) / 1024
@@ -266,6 +270,11 @@ def main() -> None:
                 flush=True,
             )
     print(f"load average at end: {_load()} ({os.cpu_count()} CPUs, shared with PostgreSQL)")
+    # A failed check stops the run with exit status 1 (SystemExit with its message).
+    print(
+        "checks passed after every measurement: each reservation expired exactly once, "
+        "none left pending, no stock counter drifted (exit status 0)"
+    )
 
 
 def _load() -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Queue
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +18,7 @@ from inventory.models import ReservationEvent, ReservationEventKind, Warehouse
 from orders.models import Order
 from payments.gateway import DummyGateway, PaymentRequest
 from payments.models import Payment, PaymentStatus
-from tests.orders.checkout_setup import cart_in_checkout, confirm, error_of, numbers, stocked
+from tests.support import assert_error, cart_in_checkout, confirm, numbers, stocked
 
 THREADS = 8
 
@@ -114,23 +116,89 @@ def test_same_idempotency_key_sent_by_8_threads_at_once_answers_one_order(settin
     assert {body["id"] for _, body in results} == {str(order.id)}
 
 
+class GatedGateway(DummyGateway):
+    """The dummy gateway holding each authorization until the test opens the gate, so the
+    first confirm is paying for exactly as long as the test needs."""
+
+    name = "gated-dummy"
+    paying: ClassVar[threading.Event] = threading.Event()
+    gate: ClassVar[threading.Event] = threading.Event()
+
+    def authorize(self, request: PaymentRequest) -> str:
+        type(self).paying.set()
+        if not type(self).gate.wait(timeout=20):
+            raise AssertionError("the test never opened the gate")
+        return super().authorize(request)
+
+
+@pytest.fixture
+def gated(settings):
+    settings.PAYMENT_GATEWAY = "tests.checkout.test_confirm_race.GatedGateway"
+    GatedGateway.paying, GatedGateway.gate = threading.Event(), threading.Event()
+    yield GatedGateway
+    GatedGateway.gate.set()  # a failed test must not leave a confirm waiting
+
+
+def confirm_in_thread(pool: ThreadPoolExecutor, cart, backend: Queue | None = None) -> Future:
+    """Confirms ``cart`` in a thread with a connection of its own (closed at the end);
+    the future re-raises the thread's exception. ``backend`` receives the connection's
+    PostgreSQL pid before the request is sent."""
+
+    def shopper() -> tuple[int, dict[str, Any]]:
+        try:
+            connection.ensure_connection()
+            if backend is not None:
+                backend.put(connection.connection.info.backend_pid)
+            response = confirm(APIClient(), cart)
+            return response.status_code, response.json()
+        finally:
+            connection.close()
+
+    return pool.submit(shopper)
+
+
+def wait_until_polling_the_payment(pid: int, timeout: float = 10) -> None:
+    """Waits until the backend ``pid`` has committed its prepare step and polls the
+    payment in flight: outside a transaction, its last statement reads the payment
+    (``_await_in_flight``). Every payment read of the prepare step runs inside its
+    transaction, so it never matches."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", [pid])
+            state, query = cursor.fetchone()
+            if state == "idle" and query.startswith("SELECT") and '"payments_payment"' in query:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"the second confirm never polled the payment: {state} {query!r}")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_second_confirm_while_paying_gets_the_payment_error_of_the_first(settings):
-    settings.PAYMENT_GATEWAY = "tests.checkout.test_confirm_race.SlowGateway"
+def test_second_confirm_while_paying_gets_the_payment_error_of_the_first(settings, gated):
     settings.CHECKOUT_CONFIRM_WAIT_SECONDS = 15
     stock = stocked(on_hand=5)
     cart = cart_in_checkout((stock, 2), payment_method="test_decline")
+    backend: Queue = Queue()
 
-    results = race(cart, key=None)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = confirm_in_thread(pool, cart)
+        assert gated.paying.wait(timeout=10)
+        second = confirm_in_thread(pool, cart, backend)
+        try:
+            wait_until_polling_the_payment(backend.get(timeout=10))
+        finally:
+            gated.gate.set()
+        first_answer, second_answer = first.result(timeout=30), second.result(timeout=30)
 
+    # The first is declined by the gateway; the second, which arrived while the first was
+    # paying, never called the gateway and answers with the first's error.
+    assert (first_answer[0], first_answer[1]["error"]["code"]) == (402, "PAYMENT_DECLINED")
+    assert (second_answer[0], second_answer[1]["error"]["code"]) == (402, "PAYMENT_DECLINED")
     assert [p.status for p in Payment.objects.filter(cart=cart)] == [PaymentStatus.FAILED]
-    for status, body in results:
-        if status == 402:
-            assert body["error"]["code"] == "PAYMENT_DECLINED"
-        else:
-            # Arrived after the cart went back to active.
-            assert (status, body["error"]["details"]) == (409, {"status": "active"})
-    assert [status for status, _ in results].count(402) >= 1
+    # One that arrives after the decline finds the cart back to active.
+    late = confirm(APIClient(), cart)
+    assert late.status_code == 409
+    assert assert_error(late)["details"] == {"status": "active"}
     assert numbers(stock) == (5, 0)
     assert not Order.objects.exists()
 
@@ -208,5 +276,5 @@ def test_no_row_lock_is_held_while_the_gateway_is_called(settings, method, statu
 
     assert response.status_code == status, response.content
     if status != 201:
-        assert error_of(response)["code"] == "PAYMENT_CAPTURE_FAILED"
+        assert assert_error(response)["code"] == "PAYMENT_CAPTURE_FAILED"
     assert LockProbeGateway.probes == [(step, False, "free") for step in steps]

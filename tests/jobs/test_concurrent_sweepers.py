@@ -3,21 +3,23 @@ each cart abandoned once, nobody waits for a cart a shopper holds, and a worker 
 the middle of a batch loses only its uncommitted work."""
 
 import threading
+import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from carts.models import Cart, CartStatus
 from checkout import cleanup as checkout_cleanup
 from checkout import orphans as orphan_sweeper
 from inventory import cleanup, services
 from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
-from tests.jobs.conftest import (
-    assert_stock_consistent,
+from tests.support import (
+    assert_stock_invariants,
     cart_with_reservations,
     checkout_cart,
     ended_once,
     lapse,
+    lapsed_reservations,
     metric,
     run_in_threads,
     stocks,
@@ -48,11 +50,12 @@ def test_two_expiry_sweepers_expire_each_reservation_exactly_once():
     )
 
     assert sum(run.done for run in runs) == 200
+    assert all(run.done > 0 for run in runs), [run.done for run in runs]  # side by side
     assert sum(run.errors for run in runs) == 0
     assert ended_once(lapsed, "expired")
     assert metric("reservations_expired_total") - before == 200
     assert set(StockLevel.objects.values_list("reserved", flat=True)) == {0}
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_two_orphan_sweepers_release_each_reservation_exactly_once():
@@ -66,10 +69,11 @@ def test_two_orphan_sweepers_release_each_reservation_exactly_once():
     )
 
     assert sum(run.done for run in runs) == 60
+    assert all(run.done > 0 for run in runs), [run.done for run in runs]  # side by side
     assert sum(run.errors for run in runs) == 0
     assert ended_once(orphans, "released")
     assert metric("reservations_orphaned_total") - before == 60
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_abandon_and_expiry_sweepers_on_the_same_carts_end_everything_once():
@@ -85,13 +89,71 @@ def test_abandon_and_expiry_sweepers_on_the_same_carts_end_everything_once():
     )
 
     assert runs[0].done + runs[1].done == 25
+    assert runs[0].done > 0 and runs[1].done > 0, [run.done for run in runs]
     assert sum(run.errors for run in runs) == 0
     assert metric("carts_abandoned_total", reason="expired") - before == 25
     assert set(
         Cart.objects.filter(id__in=[c.id for c in carts]).values_list("status", flat=True)
     ) == {CartStatus.ABANDONED}
     assert ended_once(held, "expired")
-    assert_stock_consistent()
+    assert_stock_invariants()
+
+
+def test_the_expiry_sweeper_passes_over_a_stock_row_a_shopper_holds_without_waiting():
+    """``SKIP LOCKED`` (``inventory.locks.lock_stock_levels_with_lapsed``): a stock row
+    another transaction holds is left for a later run, the others are swept. The holder
+    keeps its lock until after the sweeper has returned, so the sweeper cannot have
+    waited for it; a sweeper that waited would stop at the test settings' lock_timeout
+    (5 s) with an error."""
+    held, *free = stocks(4)
+    lapsed_on_held = lapsed_reservations([held], per_stock=2)
+    lapsed_on_free = lapsed_reservations(free, per_stock=2)
+    locked, finish = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def shopper():
+        try:
+            with transaction.atomic():
+                StockLevel.objects.select_for_update().get(id=held.id)
+                locked.set()
+                if not finish.wait(timeout=20):
+                    raise AssertionError("the sweeper never returned")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            locked.set()
+            connection.close()
+
+    thread = threading.Thread(target=shopper)
+    thread.start()
+    try:
+        assert locked.wait(timeout=10)
+        if errors:
+            raise errors[0]
+        started = time.monotonic()
+        run = cleanup.expire_reservations(batch_size=10)
+        seconds = time.monotonic() - started
+        # The row is still held now that the sweeper is done.
+        with pytest.raises(OperationalError), transaction.atomic():
+            StockLevel.objects.select_for_update(nowait=True).get(id=held.id)
+    finally:
+        finish.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+    assert (run.done, run.errors) == (6, 0)
+    assert seconds < 2.5, seconds  # half the lock_timeout; it takes milliseconds
+    assert ended_once(lapsed_on_free, "expired")
+    assert set(
+        Reservation.objects.filter(id__in=lapsed_on_held).values_list("status", flat=True)
+    ) == {ReservationStatus.PENDING}
+    held.refresh_from_db()
+    assert held.reserved == 2
+    assert cleanup.expire_reservations(batch_size=10).done == 2  # the next run takes them
+    assert ended_once(lapsed_on_held, "expired")
+    assert_stock_invariants()
 
 
 def test_a_cart_a_shopper_holds_is_skipped_without_waiting_and_taken_next_run():
@@ -131,30 +193,41 @@ def test_worker_killed_mid_batch_loses_only_that_batch_and_redelivery_finishes_o
     assert cleanup.expire_reservations(batch_size=5, max_batches=1).done == 5
     in_batch, killed = threading.Event(), threading.Event()
     pid: list[int] = []
+    errors: list[BaseException] = []  # the worker's, re-raised or checked below
 
     def doomed_worker():
         try:
             with transaction.atomic():
                 pid.append(connection.cursor().connection.info.backend_pid)
-                assert services.expire_due(batch_size=5, actor="killed-worker") == 5
+                expired = services.expire_due(batch_size=5, actor="killed-worker")
+                if expired != 5:
+                    raise AssertionError(f"the batch expired {expired}, not 5")
                 in_batch.set()
                 killed.wait(timeout=20)
-        except Exception:  # noqa: S110 -- the connection is gone, as a killed worker's is
-            pass
+        except BaseException as exc:
+            errors.append(exc)
         finally:
+            in_batch.set()  # a worker that failed early must not leave the test waiting
             connection.close()
 
     thread = threading.Thread(target=doomed_worker)
     thread.start()
-    assert in_batch.wait(timeout=10)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid[0]])
-    killed.set()
-    thread.join(timeout=20)
+    try:
+        assert in_batch.wait(timeout=10)
+        if errors:
+            raise errors[0]  # failed before the kill
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid[0]])
+    finally:
+        killed.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    # Its only error: the commit of the batch, on the connection that was terminated.
+    assert [type(exc) for exc in errors] == [OperationalError], errors
 
     assert Reservation.objects.filter(status=ReservationStatus.PENDING).count() == 15
     assert not ReservationEvent.objects.filter(actor="killed-worker").exists()
     assert cleanup.expire_reservations(batch_size=5).done == 15
     assert cleanup.expire_reservations(batch_size=5).done == 0
     assert ended_once(lapsed, "expired")
-    assert_stock_consistent()
+    assert_stock_invariants()
