@@ -4,7 +4,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import StaffFactory, UserFactory
+from tests.support.factories import StaffFactory, UserFactory
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from tests.factories import StaffFactory
-from tests.observability.shop import Shop, build_shop
+from tests.support import Shop, build_shop
+from tests.support.factories import StaffFactory
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from carts.models import Cart
 from inventory.models import Reservation, StockLevel
-from tests.carts.shopper import ADDRESS, Shopper, error_of, stocked
-from tests.factories import UserFactory
+from tests.support import ADDRESS, Shopper, assert_error, stocked
+from tests.support.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_no_endpoint_opens_a_cart_without_its_own_token(victim, token, in_checko
     for method, path, body in endpoints(shopper, item_id):
         response = intruder.call(method, path, body, token=presented)
         assert response.status_code == 404, (method, path, response.content)
-        assert error_of(response) == NOT_FOUND, (method, path)
+        assert assert_error(response) == NOT_FOUND, (method, path)
 
     assert snapshot(shopper.cart_id) == before
 
@@ -112,7 +112,7 @@ def test_a_customer_cannot_use_another_customers_cart():
     for method, path, body in endpoints(owner, item_id):
         response = other.call(method, path, body, token="")
         assert response.status_code == 404, (method, path)
-        assert error_of(response) == NOT_FOUND
+        assert assert_error(response) == NOT_FOUND
 
 
 def test_an_anonymous_cart_is_not_opened_by_logging_in():
@@ -125,4 +125,4 @@ def test_an_anonymous_cart_is_not_opened_by_logging_in():
     response = client.get(f"/api/v1/carts/{anonymous.cart_id}/")
 
     assert response.status_code == 404
-    assert error_of(response) == NOT_FOUND
+    assert assert_error(response) == NOT_FOUND

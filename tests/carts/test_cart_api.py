@@ -10,15 +10,15 @@ from rest_framework.test import APIClient
 
 from carts.models import Cart, CartItem, CartStatus
 from inventory.models import StockLevel, Warehouse
-from tests.carts.shopper import (
+from tests.support import (
     API,
     Shopper,
     assert_constant_queries,
-    error_of,
+    assert_error,
     shoppers_with_1_and_10_lines,
     stocked,
 )
-from tests.factories import UserFactory, WarehouseFactory
+from tests.support.factories import UserFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +79,7 @@ def test_create_refuses_a_currency_that_is_not_iso_4217(currency):
     response = APIClient().post(f"{API}/carts/", {"currency": currency}, format="json")
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "VALIDATION_ERROR"
     assert "currency" in error["details"]["fields"]
 
@@ -147,7 +147,7 @@ def test_a_line_may_not_grow_past_1000():
     response = shopper.add("BULK", 401)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "VALIDATION_ERROR"
     assert "quantity" in error["details"]["fields"]
     assert CartItem.objects.get(cart_id=shopper.cart_id).quantity == 600
@@ -173,7 +173,7 @@ def test_add_item_refuses_a_bad_body(body):
     response = shopper.call("post", f"carts/{shopper.cart_id}/items/", body)
 
     assert response.status_code == 400
-    assert error_of(response)["code"] == "VALIDATION_ERROR"
+    assert assert_error(response)["code"] == "VALIDATION_ERROR"
     assert not CartItem.objects.exists()
 
 
@@ -189,7 +189,7 @@ def test_add_item_refuses_a_body_that_is_not_json():
     )
 
     assert response.status_code == 400
-    assert error_of(response)["code"] == "VALIDATION_ERROR"
+    assert assert_error(response)["code"] == "VALIDATION_ERROR"
 
 
 def test_an_unknown_sku_is_product_not_found():
@@ -199,7 +199,7 @@ def test_an_unknown_sku_is_product_not_found():
     response = shopper.add("NOPE", 1)
 
     assert response.status_code == 404
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "PRODUCT_NOT_FOUND"
     assert error["details"] == {"sku": "NOPE"}
 
@@ -212,7 +212,7 @@ def test_a_product_in_another_currency_cannot_join_the_cart():
     response = shopper.add("EUR-1", 1)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "VALIDATION_ERROR"
     assert "sku" in error["details"]["fields"]
 
@@ -229,7 +229,7 @@ def test_a_line_can_come_from_a_named_warehouse():
     assert body["items"][0]["warehouse"] == "north"
     refused = shopper.add("W-1", 1, warehouse="default")
     assert refused.status_code == 400
-    assert "warehouse" in error_of(refused)["details"]["fields"]
+    assert "warehouse" in assert_error(refused)["details"]["fields"]
     assert shopper.add("W-1", 1).json()["items"][0]["quantity"] == 2
 
 
@@ -241,7 +241,7 @@ def test_an_unknown_warehouse_is_not_found():
     response = shopper.add("W-2", 1, warehouse="atlantis")
 
     assert response.status_code == 404
-    assert error_of(response)["code"] == "NOT_FOUND"
+    assert assert_error(response)["code"] == "NOT_FOUND"
 
 
 def test_without_a_default_warehouse_a_line_needs_a_named_one():
@@ -253,7 +253,7 @@ def test_without_a_default_warehouse_a_line_needs_a_named_one():
     response = shopper.add("W-3", 1)
 
     assert response.status_code == 404
-    assert error_of(response)["code"] == "NOT_FOUND"
+    assert assert_error(response)["code"] == "NOT_FOUND"
     assert shopper.add("W-3", 1, warehouse="default").status_code == 201
 
 
@@ -278,7 +278,7 @@ def test_patch_refuses_a_quantity_out_of_range(quantity):
     response = shopper.set_quantity(item_id, quantity)
 
     assert response.status_code == 400
-    assert "quantity" in error_of(response)["details"]["fields"]
+    assert "quantity" in assert_error(response)["details"]["fields"]
 
 
 def test_patch_or_delete_of_a_line_that_is_not_in_this_cart_is_not_found():
@@ -290,7 +290,7 @@ def test_patch_or_delete_of_a_line_that_is_not_in_this_cart_is_not_found():
 
     for response in (shopper.set_quantity(other_item, 2), shopper.remove(other_item)):
         assert response.status_code == 404
-        assert error_of(response)["code"] == "NOT_FOUND"
+        assert assert_error(response)["code"] == "NOT_FOUND"
     assert CartItem.objects.get(id=other_item).quantity == 1
 
 
@@ -320,7 +320,7 @@ def test_lines_cannot_be_added_or_changed_during_checkout():
         shopper.set_quantity(item_id, 1),
     ):
         assert response.status_code == 409
-        error = error_of(response)
+        error = assert_error(response)
         assert error["code"] == "INVALID_CART_STATUS"
         assert error["details"] == {"status": "checkout"}
     assert list(CartItem.objects.values_list("quantity", flat=True)) == [3]
@@ -339,7 +339,7 @@ def test_a_completed_cart_cannot_be_edited():
         shopper.remove(item_id),
     ):
         assert response.status_code == 409
-        assert error_of(response)["details"] == {"status": "completed"}
+        assert assert_error(response)["details"] == {"status": "completed"}
     assert CartItem.objects.filter(id=item_id, quantity=1).exists()
 
 
@@ -364,7 +364,7 @@ def test_unknown_cart_is_cart_not_found():
     response = shopper.cart()
 
     assert response.status_code == 404
-    assert error_of(response) == {
+    assert assert_error(response) == {
         "code": "CART_NOT_FOUND",
         "message": "Cart not found",
         "details": {},

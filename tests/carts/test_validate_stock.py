@@ -9,12 +9,7 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from inventory.services import ReservationLine
-from tests.carts.shopper import (
-    Shopper,
-    assert_constant_queries,
-    shoppers_with_1_and_10_lines,
-    stocked,
-)
+from tests.support import Shopper, assert_constant_queries, shoppers_with_1_and_10_lines, stocked
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +71,7 @@ def test_ok_when_every_line_can_be_held():
 
 
 def test_a_product_without_a_stock_row_is_out_of_stock():
-    from tests.factories import ProductFactory
+    from tests.support.factories import ProductFactory
 
     ProductFactory(sku="GHOST")
     shopper = Shopper()

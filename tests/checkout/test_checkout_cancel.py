@@ -10,11 +10,11 @@ import pytest
 from carts.models import Cart, CartStatus
 from checkout.services import abandon_checkout
 from inventory.models import Reservation, ReservationStatus, StockLevel
-from tests.carts.shopper import (
+from tests.support import (
     ADDRESS,
     Shopper,
     assert_constant_queries,
-    error_of,
+    assert_error,
     shoppers_with_1_and_10_lines,
     stocked,
 )
@@ -79,7 +79,7 @@ def test_cancel_on_a_cart_not_in_checkout_is_refused():
     response = shopper.cancel()
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "active"})
 
 
@@ -222,7 +222,7 @@ def test_cancel_is_refused_while_a_payment_is_in_flight(in_checkout):
     response = shopper.cancel()
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "checkout"})
     assert (
         Reservation.objects.filter(
@@ -240,6 +240,6 @@ def test_removing_a_line_is_refused_while_a_payment_is_in_flight(in_checkout):
     response = shopper.remove(item_id)
 
     assert response.status_code == 409
-    assert error_of(response)["code"] == "INVALID_CART_STATUS"
+    assert assert_error(response)["code"] == "INVALID_CART_STATUS"
     assert len(shopper.cart().json()["items"]) == 2
     assert (reserved("TEA"), reserved("CUP")) == (2, 3)

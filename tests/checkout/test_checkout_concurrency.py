@@ -16,7 +16,7 @@ from django.db.models import Sum
 from carts.models import Cart
 from checkout.services import abandon_checkout
 from inventory.models import Reservation, ReservationStatus, StockLevel
-from tests.carts.shopper import Shopper, ensure_default_warehouse, error_of, stocked
+from tests.support import Shopper, assert_error, ensure_default_warehouse, stocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +74,7 @@ def test_many_shoppers_race_for_the_last_unit_and_only_one_gets_it():
     assert statuses == {201: 1, 400: 11}, statuses
     for response in responses:
         if response.status_code == 400:
-            assert error_of(response)["code"] == "INSUFFICIENT_STOCK"
+            assert assert_error(response)["code"] == "INSUFFICIENT_STOCK"
     assert StockLevel.objects.get().reserved == 1
     assert Reservation.objects.filter(status=ReservationStatus.PENDING).count() == 1
     assert Counter(Cart.objects.values_list("status", flat=True)) == {"checkout": 1, "active": 11}
@@ -150,7 +150,7 @@ def test_a_shopper_extending_while_a_sweeper_abandons_leaves_one_consistent_outc
         if update.status_code == 200:  # the shopper went first: extended, then abandoned
             assert update.json()["extensions_used"] == 1
         else:  # the sweeper went first
-            assert error_of(update)["details"] == {"status": "abandoned"}
+            assert assert_error(update)["details"] == {"status": "abandoned"}
         assert cart.status == "abandoned"
         assert not pending.exists()
     assert set(StockLevel.objects.values_list("reserved", flat=True)) == {0}
@@ -170,7 +170,7 @@ def test_two_tabs_reading_an_expired_checkout_both_hear_it_expired(time_machine)
     responses = run_together([shopper.state, other_tab.state])
 
     assert [r.status_code for r in responses] == [410, 410]
-    assert {error_of(r)["code"] for r in responses} == {"CHECKOUT_EXPIRED"}
+    assert {assert_error(r)["code"] for r in responses} == {"CHECKOUT_EXPIRED"}
     assert Cart.objects.get(id=shopper.cart_id).status == "abandoned"
     assert StockLevel.objects.get().reserved == 0
     assert_stock_invariants()

@@ -11,12 +11,12 @@ from rest_framework.test import APIClient
 
 from carts.models import Cart
 from inventory.models import Reservation, ReservationEvent, StockLevel
-from tests.carts.shopper import (
+from tests.support import (
     ADDRESS,
     Shopper,
     assert_constant_queries,
+    assert_error,
     ensure_default_warehouse,
-    error_of,
     shoppers_with_1_and_10_lines,
     stocked,
 )
@@ -87,7 +87,7 @@ def test_reading_an_expired_checkout_cleans_it_up_and_answers_410(frozen):
     response = shopper.state()
 
     assert response.status_code == 410
-    assert error_of(response) == {
+    assert assert_error(response) == {
         "code": "CHECKOUT_EXPIRED",
         "message": "The checkout expired; the cart is now abandoned",
         "details": {},
@@ -113,7 +113,7 @@ def test_after_the_cleanup_the_checkout_is_no_longer_there_to_read(frozen):
     response = shopper.state()
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "abandoned"})
     assert shopper.cart().json()["status"] == "abandoned"
 
@@ -126,7 +126,7 @@ def test_reading_the_checkout_of_a_cart_not_in_checkout_is_refused():
     response = shopper.state()
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "active"})
 
 

@@ -11,14 +11,14 @@ from carts.models import Cart, CartStatus
 from inventory import services as inventory
 from inventory.models import Reservation, ReservationStatus, StockLevel
 from inventory.services import ReservationLine
-from tests.carts.shopper import (
+from tests.support import (
     Shopper,
     assert_constant_queries,
-    error_of,
+    assert_error,
     shoppers_with_1_and_10_lines,
     stocked,
 )
-from tests.factories import ProductFactory
+from tests.support.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_stock_unavailable_lists_every_short_line_and_leaves_the_cart_active():
     response = shopper.start()
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "INSUFFICIENT_STOCK"
     assert sorted(error["details"]["items"], key=lambda i: i["sku"]) == [
         {
@@ -171,7 +171,7 @@ def test_a_product_with_no_stock_row_is_reported_short():
     response = shopper.start()
 
     assert response.status_code == 400
-    [item] = error_of(response)["details"]["items"]
+    [item] = assert_error(response)["details"]["items"]
     assert (item["sku"], item["available"], item["requested"]) == ("NEVER-STOCKED", 0, 1)
 
 
@@ -182,7 +182,7 @@ def test_an_empty_cart_cannot_start_checkout():
     response = shopper.start()
 
     assert response.status_code == 400
-    assert error_of(response) == {
+    assert assert_error(response) == {
         "code": "CART_EMPTY",
         "message": "The cart has no items",
         "details": {},
@@ -199,7 +199,7 @@ def test_a_completed_cart_cannot_start_checkout():
     response = shopper.start()
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "completed"})
     assert not Reservation.objects.exists()
 
@@ -306,7 +306,7 @@ def test_without_pre_reservation_a_short_line_still_refuses_the_start(settings):
     response = shopper.start()
 
     assert response.status_code == 400
-    assert error_of(response)["details"]["items"] == [
+    assert assert_error(response)["details"]["items"] == [
         {
             "product_id": str(row.product_id),
             "sku": "THIN",
@@ -358,4 +358,4 @@ def test_an_unsupported_method_answers_in_the_envelope():
     response = shopper.call("put", f"carts/{shopper.cart_id}/checkout/", {})
 
     assert response.status_code == 405
-    assert error_of(response)["code"] == "METHOD_NOT_ALLOWED"
+    assert assert_error(response)["code"] == "METHOD_NOT_ALLOWED"

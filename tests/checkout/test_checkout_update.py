@@ -16,11 +16,11 @@ from inventory.models import (
     ReservationStatus,
     StockLevel,
 )
-from tests.carts.shopper import (
+from tests.support import (
     ADDRESS,
     Shopper,
     assert_constant_queries,
-    error_of,
+    assert_error,
     shoppers_with_1_and_10_lines,
     stocked,
 )
@@ -126,7 +126,7 @@ def test_update_refuses_bad_data_and_saves_nothing(in_checkout, body, field):
     response = in_checkout.update(body)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "VALIDATION_ERROR"
     assert field in error["details"]["fields"], error
     assert Cart.objects.get(id=in_checkout.cart_id).updated_at == before
@@ -194,7 +194,7 @@ def test_after_the_last_extension_updates_still_save_but_do_not_extend(in_checko
     frozen.shift(timedelta(seconds=100))
     expired = in_checkout.update({"current_step": 6})
     assert expired.status_code == 410
-    assert error_of(expired)["code"] == "CHECKOUT_EXPIRED"
+    assert assert_error(expired)["code"] == "CHECKOUT_EXPIRED"
 
 
 def test_updating_an_expired_checkout_cleans_it_up_and_answers_410(in_checkout, frozen):
@@ -203,7 +203,7 @@ def test_updating_an_expired_checkout_cleans_it_up_and_answers_410(in_checkout, 
     response = in_checkout.update({"current_step": 4, "payment_method": "card"})
 
     assert response.status_code == 410
-    assert error_of(response) == {
+    assert assert_error(response) == {
         "code": "CHECKOUT_EXPIRED",
         "message": "The checkout expired; the cart is now abandoned",
         "details": {},
@@ -227,7 +227,7 @@ def test_updating_a_cart_that_is_not_in_checkout_is_refused():
     response = shopper.update({"current_step": 2})
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert (error["code"], error["details"]) == ("INVALID_CART_STATUS", {"status": "active"})
 
 
@@ -258,7 +258,7 @@ def test_extension_fails_with_insufficient_stock_when_a_lost_line_cannot_be_held
     response = in_checkout.update({"current_step": 2})
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "INSUFFICIENT_STOCK"
     assert [(i["sku"], i["available"], i["requested"]) for i in error["details"]["items"]] == [
         ("TEA", 1, 2)

@@ -22,18 +22,18 @@ from inventory.models import ReleaseReason, Reservation, ReservationStatus
 from orders.models import Order
 from payments.gateway import DummyGateway, PaymentRequest
 from payments.models import Payment, PaymentStatus
-from tests.factories import CartFactory, CartItemFactory
-from tests.orders.checkout_setup import (
+from tests.support import (
     ADDRESS,
     API,
     BILLING,
     TOKEN,
+    assert_error,
     cart_in_checkout,
     confirm,
-    error_of,
     numbers,
     stocked,
 )
+from tests.support.factories import CartFactory, CartItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -155,13 +155,13 @@ def test_cart_becomes_an_order_with_items_linked_to_their_reservations(api_clien
         (ink.product_id, ink.product.sku, ink.product.name, 5, Decimal("0.99"), Decimal("4.95")),
     ]
     for item in items:
-        reservation = item.reservation
+        reservation = item.reservations.get()
         assert reservation == held[item.product_id]
         assert reservation.status == ReservationStatus.CONFIRMED
         assert reservation.order_id == order.id
         assert reservation.expires_at > timezone.now() + timedelta(seconds=600)
     assert [i["reservation_id"] for i in response.json()["items"]] == [
-        i.reservation_id for i in items
+        i.reservations.get().id for i in items
     ]
     payment = Payment.objects.get(cart=cart)
     assert (payment.status, payment.order_id, payment.amount) == (
@@ -231,7 +231,7 @@ def test_declined_payment_answers_402_and_gives_the_stock_back(api_client):
     response = confirm(api_client, cart)
 
     assert response.status_code == 402
-    assert error_of(response)["code"] == "PAYMENT_DECLINED"
+    assert assert_error(response)["code"] == "PAYMENT_DECLINED"
     assert_checkout_undone(cart, stock)
     assert numbers(stock) == (3, 0)
     payment = Payment.objects.get(cart=cart)
@@ -250,7 +250,7 @@ def test_failed_capture_voids_the_authorization_and_answers_402(api_client):
     response = confirm(api_client, cart)
 
     assert response.status_code == 402
-    assert error_of(response)["code"] == "PAYMENT_CAPTURE_FAILED"
+    assert assert_error(response)["code"] == "PAYMENT_CAPTURE_FAILED"
     assert_checkout_undone(cart, stock)
     assert numbers(stock) == (3, 0)
     payment = Payment.objects.get(cart=cart)
@@ -270,7 +270,7 @@ def test_gateway_timeout_is_retried_then_answers_504(api_client, settings):
     response = confirm(api_client, cart)
 
     assert response.status_code == 504
-    assert error_of(response)["code"] == "PAYMENT_TIMEOUT"
+    assert assert_error(response)["code"] == "PAYMENT_TIMEOUT"
     assert_checkout_undone(cart, stock)
     payment = Payment.objects.get(cart=cart)
     assert (payment.status, payment.error_code, payment.attempts) == (
@@ -315,7 +315,7 @@ def test_confirm_without_address_and_payment_method_lists_what_is_missing(api_cl
     response = confirm(api_client, cart)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "MISSING_CHECKOUT_DATA"
     assert error["details"] == {"missing": ["shipping_address", "payment_method"]}
     cart.refresh_from_db()
@@ -328,7 +328,7 @@ def test_confirm_without_payment_method_names_only_it(api_client):
     cart = cart_in_checkout((stocked(), 1), payment_method="")
     response = confirm(api_client, cart)
     assert response.status_code == 400
-    assert error_of(response)["details"] == {"missing": ["payment_method"]}
+    assert assert_error(response)["details"] == {"missing": ["payment_method"]}
 
 
 def test_confirm_of_a_cart_emptied_during_checkout_answers_cart_empty(api_client):
@@ -339,7 +339,7 @@ def test_confirm_of_a_cart_emptied_during_checkout_answers_cart_empty(api_client
     response = confirm(api_client, cart)
 
     assert response.status_code == 400
-    assert error_of(response)["code"] == "CART_EMPTY"
+    assert assert_error(response)["code"] == "CART_EMPTY"
     assert numbers(stock) == (10, 0)
     assert not Payment.objects.exists()
 
@@ -348,7 +348,7 @@ def test_confirm_of_a_cart_without_items_answers_cart_empty(api_client):
     cart = CartFactory(token_hash=hash_token(TOKEN))
     response = confirm(api_client, cart)
     assert response.status_code == 400
-    assert error_of(response)["code"] == "CART_EMPTY"
+    assert assert_error(response)["code"] == "CART_EMPTY"
 
 
 def test_confirm_of_a_cart_not_in_checkout_answers_409(api_client):
@@ -358,7 +358,7 @@ def test_confirm_of_a_cart_not_in_checkout_answers_409(api_client):
     response = confirm(api_client, cart)
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "INVALID_CART_STATUS"
     assert error["details"] == {"status": "active"}
 
@@ -370,7 +370,7 @@ def test_confirm_of_a_completed_cart_answers_409(api_client):
     response = confirm(api_client, cart)
 
     assert response.status_code == 409
-    assert error_of(response)["details"] == {"status": "completed"}
+    assert assert_error(response)["details"] == {"status": "completed"}
     assert Payment.objects.filter(cart=cart).count() == 1
 
 
@@ -382,7 +382,7 @@ def test_confirm_after_the_checkout_expired_cleans_up_and_answers_410(api_client
         response = confirm(api_client, cart)
 
     assert response.status_code == 410
-    assert error_of(response)["code"] == "CHECKOUT_EXPIRED"
+    assert assert_error(response)["code"] == "CHECKOUT_EXPIRED"
     cart.refresh_from_db()
     assert cart.status == CartStatus.ABANDONED
     assert numbers(stock) == (4, 0)
@@ -394,7 +394,7 @@ def test_wrong_cart_token_answers_cart_not_found(api_client):
     for token in ("not-the-token", None):
         response = confirm(api_client, cart, token=token)
         assert response.status_code == 404
-        assert error_of(response)["code"] == "CART_NOT_FOUND"
+        assert assert_error(response)["code"] == "CART_NOT_FOUND"
     assert not Payment.objects.exists()
 
 
@@ -440,7 +440,7 @@ def test_lapsed_reservation_reclaimed_by_another_shopper_fails_with_insufficient
     response = confirm(api_client, cart)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "INSUFFICIENT_STOCK"
     assert error["details"]["items"] == [
         {
@@ -485,7 +485,7 @@ def test_without_pre_reservation_a_short_line_fails_before_paying(api_client, se
     response = confirm(api_client, cart)
 
     assert response.status_code == 400
-    assert error_of(response)["code"] == "INSUFFICIENT_STOCK"
+    assert assert_error(response)["code"] == "INSUFFICIENT_STOCK"
     cart.refresh_from_db()
     assert cart.status == CartStatus.ACTIVE
     assert not Payment.objects.exists()
@@ -517,7 +517,7 @@ def test_same_idempotency_key_with_a_different_body_answers_409(api_client):
     response = confirm(api_client, cart, key="key-1", body={"note": "something else"})
 
     assert response.status_code == 409
-    assert error_of(response)["code"] == "IDEMPOTENCY_CONFLICT"
+    assert assert_error(response)["code"] == "IDEMPOTENCY_CONFLICT"
 
 
 def test_idempotency_key_longer_than_255_characters_is_refused(api_client):
@@ -526,7 +526,7 @@ def test_idempotency_key_longer_than_255_characters_is_refused(api_client):
     response = confirm(api_client, cart, key="k" * 256)
 
     assert response.status_code == 400
-    error = error_of(response)
+    error = assert_error(response)
     assert error["code"] == "VALIDATION_ERROR"
     assert list(error["details"]["fields"]) == ["Idempotency-Key"]
     assert not Payment.objects.exists()
@@ -558,7 +558,7 @@ def test_confirm_while_another_is_paying_answers_confirmation_in_progress(api_cl
     response = confirm(api_client, cart)
 
     assert response.status_code == 409
-    error = error_of(response)
+    error = assert_error(response)
     assert error == {
         "code": "INVALID_CART_STATUS",
         "message": "Confirmation in progress",

@@ -29,7 +29,7 @@ from inventory.models import (
 )
 from orders.models import Order
 from payments.models import Payment, PaymentStatus
-from tests.orders.checkout_setup import (
+from tests.support import (
     API,
     TOKEN,
     accept_new_orders,
@@ -112,7 +112,7 @@ def test_a_retry_writes_the_order_of_a_captured_payment(api_client, key):
     payment.refresh_from_db()
     assert payment.order_id == order.id and payment.status == PaymentStatus.CAPTURED
     assert Payment.objects.filter(cart=cart).count() == 1  # paid once
-    assert sorted(order.items.values_list("reservation_id", flat=True)) == held
+    assert sorted(order.reservations.values_list("id", flat=True)) == held
     assert numbers(stock) == (3, 0)
     assert confirmed_events(cart) == 1
     cart.refresh_from_db()
@@ -157,7 +157,7 @@ def test_reconciliation_writes_the_order_of_a_captured_payment(api_client):
     assert numbers(stock) == (3, 0)
     assert confirmed_events(cart) == 1
     item = order.items.get()
-    assert item.reservation.status == ReservationStatus.CONFIRMED
+    assert item.reservations.get().status == ReservationStatus.CONFIRMED
     assert (order.total, item.quantity) == (Decimal("20.00"), 2)
     cart.refresh_from_db()
     assert cart.status == CartStatus.COMPLETED

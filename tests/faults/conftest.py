@@ -6,15 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from inventory.models import StockLevel
-from tests.factories import StockLevelFactory
-
-ADDRESS = {
-    "name": "A Shopper",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
+from tests.support.addresses import ADDRESS
+from tests.support.factories import StockLevelFactory
 
 
 @dataclass
@@ -79,34 +72,3 @@ def ready_checkout():
         return ready
 
     return make
-
-
-def assert_envelope(response, status: int, code: str) -> None:
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert set(body["error"]) == {"code", "message", "details"}
-
-
-def assert_stock_invariants() -> None:
-    """SPEC §3 over the whole database, by SQL and by ``manage.py check_inventory``."""
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT s.id, s.on_hand, s.reserved,
-                   COALESCE((SELECT sum(quantity) FROM inventory_reservation r
-                              WHERE r.stock_level_id = s.id AND r.status = 'pending'), 0)
-              FROM inventory_stocklevel s
-            """
-        )
-        rows = cursor.fetchall()
-    broken = [r for r in rows if r[2] != r[3] or not 0 <= r[2] <= r[1]]
-    assert broken == [], f"(id, on_hand, reserved, pending sum): {broken}"
-    out = StringIO()
-    call_command("check_inventory", stdout=out, stderr=out)  # raises on drift

@@ -17,7 +17,7 @@ from inventory.models import Reservation, StockLevel
 from orders.models import Order
 from payments.models import Payment, PaymentStatus
 from tests.faults import gateways
-from tests.faults.conftest import ADDRESS, assert_envelope, assert_stock_invariants
+from tests.support import ADDRESS, assert_error, assert_stock_invariants
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_capture_timeout_after_authorization_voids_it_and_releases_the_stock(
 
     response = ready.confirm()
 
-    assert_envelope(response, 504, "PAYMENT_TIMEOUT")
+    assert_error(response, 504, "PAYMENT_TIMEOUT")
     payment = Payment.objects.get()
     assert payment.status == PaymentStatus.VOIDED
     assert payment.voided_at is not None
@@ -88,7 +88,7 @@ def test_capture_and_void_timeouts_flag_the_payment_for_staff(ready_checkout, se
 
     response = ready.confirm()
 
-    assert_envelope(response, 504, "PAYMENT_TIMEOUT")
+    assert_error(response, 504, "PAYMENT_TIMEOUT")
     payment = Payment.objects.get()
     assert payment.status == PaymentStatus.FAILED
     assert payment.needs_attention
@@ -104,7 +104,7 @@ def test_authorization_timeout_releases_the_stock(ready_checkout, settings):
 
     response = ready.confirm()
 
-    assert_envelope(response, 504, "PAYMENT_TIMEOUT")
+    assert_error(response, 504, "PAYMENT_TIMEOUT")
     payment = Payment.objects.get()
     assert payment.status == PaymentStatus.FAILED
     assert payment.attempts == django_settings.PAYMENT_MAX_TRIES

@@ -25,6 +25,7 @@ import pytest
 import urllib3
 
 from tests.faults.servers import Gunicorn, PrivatePostgres, app_env, manage
+from tests.support import ADDRESS
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +33,6 @@ SHOPPERS = 6
 SKUS = 20
 ON_HAND = 1000
 DOWN_SECONDS = 2.0
-ADDRESS = {
-    "name": "A Shopper",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 SEED = f"""
 from decimal import Decimal

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from inventory import services
 from inventory.models import Reservation, ReservationEvent, StockLevel
-from tests.factories import StockLevelFactory
-from tests.faults.conftest import assert_stock_invariants
 from tests.faults.dbfaults import database_url, raw_connection, wait_for_backend, wait_until_gone
 from tests.faults.servers import PYTHON, ROOT, app_env
+from tests.support import assert_stock_invariants
+from tests.support.factories import StockLevelFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
 from carts.tokens import hash_token, new_token
-from tests.factories import CartFactory, CartItemFactory, StaffFactory, StockLevelFactory
+from tests.support.factories import CartFactory, CartItemFactory, StaffFactory, StockLevelFactory
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "12"))
 # The coverage phase (boundary values of every parameter) doubles the run time.

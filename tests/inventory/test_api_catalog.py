@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from inventory import services
 from inventory.models import Product, Warehouse
-from tests.factories import (
+from tests.support.envelope import assert_error
+from tests.support.factories import (
     ProductFactory,
     StaffFactory,
     StockLevelFactory,
@@ -25,19 +26,6 @@ pytestmark = pytest.mark.django_db
 
 PRODUCTS = "/api/v1/products/"
 WAREHOUSES = "/api/v1/warehouses/"
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The API.md envelope, exactly: ``{"error": {"code", "message", "details"}}``."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
 
 
 @pytest.fixture

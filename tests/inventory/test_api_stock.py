@@ -12,8 +12,13 @@ from rest_framework.test import APIClient
 
 from inventory import services
 from inventory.models import StockLevel
-from tests.factories import ProductFactory, StockLevelFactory, WarehouseFactory, default_warehouse
-from tests.inventory.test_api_catalog import assert_error
+from tests.support import assert_error
+from tests.support.factories import (
+    ProductFactory,
+    StockLevelFactory,
+    WarehouseFactory,
+    default_warehouse,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from inventory import services
 from inventory.management.commands.check_inventory import Command
 from inventory.models import Reservation, StockLevel
-from tests.factories import OrderFactory, StockLevelFactory, WarehouseFactory
+from tests.support.factories import OrderFactory, StockLevelFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db
 

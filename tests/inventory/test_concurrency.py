@@ -23,7 +23,7 @@ from inventory import locks, services
 from inventory.errors import InsufficientStock, ReservationNotActive
 from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
 from inventory.services import ReservationLine
-from tests.factories import OrderFactory, StockLevelFactory, WarehouseFactory
+from tests.support.factories import OrderFactory, StockLevelFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

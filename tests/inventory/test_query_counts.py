@@ -23,7 +23,7 @@ from inventory.errors import (
 )
 from inventory.models import Reservation, StockLevel
 from inventory.services import ReservationLine
-from tests.factories import OrderFactory, StockLevelFactory, WarehouseFactory
+from tests.support.factories import OrderFactory, StockLevelFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,8 @@ from django.core.management import call_command
 
 from inventory import services
 from inventory.models import Product, StockLevel
-from inventory.services import ReservationLine, stock_status
+from inventory.services import ReservationLine
+from inventory.stock import stock_status
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,7 @@ from inventory.models import (
     StockLevel,
 )
 from inventory.services import ReservationLine
-from tests.factories import (
+from tests.support.factories import (
     CartFactory,
     OrderFactory,
     ProductFactory,
@@ -80,24 +80,6 @@ def events(reservation: Reservation) -> list[tuple[str, str, str]]:
 def reserve_one(stock: StockLevel, quantity: int = 1, ttl: int = 300, **kwargs) -> Reservation:
     [reservation] = services.reserve(lines=[line(stock, quantity)], ttl_seconds=ttl, **kwargs)
     return reservation
-
-
-# --- stock_status -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("available", "status"),
-    [
-        (-1, "out_of_stock"),
-        (0, "out_of_stock"),
-        (1, "low_stock"),
-        (4, "low_stock"),
-        (5, "in_stock"),
-        (500, "in_stock"),
-    ],
-)
-def test_stock_status_follows_the_low_stock_threshold(available, status):
-    assert services.stock_status(available) == status
 
 
 # --- reserve --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from inventory import services
 from inventory.errors import InsufficientStock, ReservationNotActive
 from inventory.models import ReservationEvent, ReservationStatus, StockLevel
 from inventory.services import ReservationLine
-from tests.factories import OrderFactory, StockLevelFactory
+from tests.support.factories import OrderFactory, StockLevelFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -47,7 +47,7 @@ from inventory.errors import (
 )
 from inventory.models import Product, Reservation, ReservationEvent, StockLevel, Warehouse
 from inventory.services import ReservationLine
-from tests.factories import OrderFactory, ProductFactory, WarehouseFactory
+from tests.support.factories import OrderFactory, ProductFactory, WarehouseFactory
 
 MAX_TTL = 1800
 INITIAL_ON_HAND = 4

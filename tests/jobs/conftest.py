@@ -1,102 +1,10 @@
-"""Helpers for the cleanup job tests: real carts in checkout (through the checkout
-service), lapsing them, and the stock invariant of SPEC §3."""
+"""Fixtures of the cleanup job tests; their helpers are in ``tests.support.jobs``."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings
-from django.db.models import Sum
-from django.utils import timezone
-from prometheus_client import REGISTRY
-
-from carts.models import Cart
-from checkout.services import start_checkout
-from inventory import services
-from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
-from tests.factories import CartFactory, CartItemFactory, StockLevelFactory
-
-
-def checkout_cart(stocks: list[StockLevel], quantity: int = 1, **cart_fields) -> Cart:
-    """A cart with one line per stock row, in checkout with its reservations pending."""
-    cart = CartFactory(**cart_fields)
-    for stock in stocks:
-        CartItemFactory(
-            cart=cart, product=stock.product, warehouse=stock.warehouse, quantity=quantity
-        )
-    cart, _ = start_checkout(cart_id=cart.id, actor="test")
-    return cart
-
-
-def cart_with_reservations(
-    stocks: list[StockLevel], *, status: str, quantity: int = 1, ttl: int = 300
-) -> Cart:
-    """A cart in ``status`` holding pending reservations: the state an orphan is in."""
-    cart = CartFactory(status=status)
-    services.reserve(
-        lines=[services.ReservationLine(s.product_id, s.warehouse_id, quantity) for s in stocks],
-        ttl_seconds=ttl,
-        cart_id=cart.id,
-    )
-    return cart
-
-
-def lapse(*, carts: list[Cart] = (), reservation_ids: list[int] = (), seconds: int = 5) -> None:
-    """Moves expiry into the past (the carts' and their reservations' alike, as the
-    checkout keeps them equal). Stock numbers are untouched: only time passes."""
-    past = timezone.now() - timedelta(seconds=seconds)
-    cart_ids = [c.id for c in carts]
-    Cart.objects.filter(id__in=cart_ids).update(expires_at=past)
-    Reservation.objects.filter(cart_id__in=cart_ids, status=ReservationStatus.PENDING).update(
-        expires_at=past
-    )
-    Reservation.objects.filter(id__in=list(reservation_ids)).update(expires_at=past)
-
-
-def lapsed_reservations(stocks: list[StockLevel], *, per_stock: int = 1) -> list[int]:
-    """``per_stock`` cart-less pending reservations of 1 on each stock row, lapsed."""
-    ids = []
-    for stock in stocks:
-        for _ in range(per_stock):
-            [r] = services.reserve(
-                lines=[services.ReservationLine(stock.product_id, stock.warehouse_id, 1)],
-                ttl_seconds=60,
-            )
-            ids.append(r.id)
-    lapse(reservation_ids=ids)
-    return ids
-
-
-def stocks(count: int, on_hand: int = 100) -> list[StockLevel]:
-    return [StockLevelFactory(on_hand=on_hand) for _ in range(count)]
-
-
-def assert_stock_consistent() -> None:
-    """SPEC §3: every stock row's ``reserved`` is the sum of its pending reservations."""
-    for stock in StockLevel.objects.all():
-        pending = (
-            Reservation.objects.filter(
-                stock_level=stock, status=ReservationStatus.PENDING
-            ).aggregate(total=Sum("quantity"))["total"]
-            or 0
-        )
-        assert stock.reserved == pending, f"stock {stock.id}: {stock.reserved} != {pending}"
-        assert 0 <= stock.reserved <= stock.on_hand
-
-
-def ended_once(reservation_ids: list[int], kind: str) -> bool:
-    """Each reservation has exactly one ``kind`` event (never ended twice)."""
-    counts = {
-        rid: ReservationEvent.objects.filter(reservation_id=rid, kind=kind).count()
-        for rid in reservation_ids
-    }
-    return all(count == 1 for count in counts.values())
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -109,13 +17,6 @@ def broker():
     client.close()
 
 
-def queued_tasks(client) -> list[str]:
-    """Names of the tasks waiting in the default queue."""
-    import json
-
-    return [json.loads(raw)["headers"]["task"] for raw in client.lrange("celery", 0, -1)]
-
-
 @pytest.fixture
 def default_warehouse(transactional_db):
     """Transactional tests flush the database, data migrations' rows included."""
@@ -125,34 +26,3 @@ def default_warehouse(transactional_db):
         code="default", defaults={"name": "Default", "is_default": True}
     )
     return warehouse
-
-
-def run_in_threads(*targets) -> list:
-    """Runs the callables at the same moment (a Barrier), each in its own thread with its
-    own database connection; returns their results, re-raising the first error."""
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(len(targets))
-    results: list = [None] * len(targets)
-    errors: list[BaseException] = []
-
-    def runner(index, target):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, t)) for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a sweeper hung"
-    if errors:
-        raise errors[0]
-    return results

@@ -1,60 +1,31 @@
 """The abandon-expired, abandon-stale and reconcile-payments jobs: their effect on carts,
 reservations, stock and payments."""
 
-from datetime import timedelta
-from decimal import Decimal
-
 import pytest
 from django.conf import settings
-from django.utils import timezone
 
 from carts.models import Cart, CartStatus
 from checkout import cleanup
 from checkout.tasks import abandon_expired_checkouts as abandon_expired_task
 from inventory.models import ReleaseReason, Reservation, ReservationStatus, StockLevel
 from orders.models import Order
-from payments.models import Payment, PaymentStatus
-from tests.jobs.conftest import (
-    assert_stock_consistent,
+from payments.models import PaymentStatus
+from tests.support import (
+    assert_stock_invariants,
     checkout_cart,
     lapse,
+    make_stale,
     metric,
+    paid_cart_without_order,
+    payment,
     stocks,
 )
 
 pytestmark = pytest.mark.django_db
 
-ADDRESS = {
-    "name": "A Shopper",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
-
 
 def statuses(cart: Cart) -> set[tuple[str, str]]:
     return set(Reservation.objects.filter(cart=cart).values_list("status", "release_reason"))
-
-
-def make_stale(cart: Cart) -> None:
-    started = timezone.now() - timedelta(seconds=settings.CHECKOUT_ABANDON_AFTER_SECONDS + 10)
-    Cart.objects.filter(id=cart.id).update(checkout_started_at=started)
-
-
-def payment(cart: Cart, status: str, *, age_seconds: int = 0, amount: str = "10.00") -> Payment:
-    at = timezone.now() - timedelta(seconds=age_seconds)
-    p = Payment.objects.create(
-        cart=cart,
-        gateway="dummy",
-        method="card",
-        amount=Decimal(amount),
-        currency="USD",
-        status=status,
-        captured_at=at if status == PaymentStatus.CAPTURED else None,
-    )
-    Payment.objects.filter(id=p.id).update(created_at=at, updated_at=at)
-    return p
 
 
 def test_expired_checkout_is_abandoned_and_its_stock_returned(django_capture_on_commit_callbacks):
@@ -77,7 +48,7 @@ def test_expired_checkout_is_abandoned_and_its_stock_returned(django_capture_on_
     assert metric("carts_abandoned_total", reason="expired") - before == 1
     live.refresh_from_db()
     assert live.status == CartStatus.CHECKOUT
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_stale_checkout_is_abandoned_even_before_it_expires(django_capture_on_commit_callbacks):
@@ -93,7 +64,7 @@ def test_stale_checkout_is_abandoned_even_before_it_expires(django_capture_on_co
     assert cart.status == CartStatus.ABANDONED
     assert statuses(cart) == {(ReservationStatus.RELEASED, ReleaseReason.CHECKOUT_ABANDONED)}
     assert metric("carts_abandoned_total", reason="stale") - before == 1
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 @pytest.mark.parametrize(
@@ -136,7 +107,7 @@ def test_abandon_task_run_twice_abandons_once(broker, django_capture_on_commit_c
 
     assert metric("carts_abandoned_total", reason="expired") - before == 3
     assert Cart.objects.filter(status=CartStatus.ABANDONED).count() == 3
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_abandon_runs_in_bounded_batches():
@@ -147,15 +118,6 @@ def test_abandon_runs_in_bounded_batches():
     assert (run.done, run.batches, run.more) == (4, 2, True)
     run = cleanup.abandon_expired_checkouts(batch_size=2, max_batches=2)
     assert (run.done, run.batches, run.more) == (1, 1, False)
-
-
-def paid_cart_without_order(*, amount: str | None = None) -> tuple[Cart, Payment]:
-    """What a confirm leaves when the order could not be written after the capture."""
-    rows = stocks(2, on_hand=5)
-    cart = checkout_cart(rows, quantity=2)
-    Cart.objects.filter(id=cart.id).update(shipping_address=ADDRESS, payment_method="card")
-    total = sum(row.product.price * 2 for row in rows)
-    return cart, payment(cart, PaymentStatus.CAPTURED, age_seconds=120, amount=amount or total)
 
 
 def test_reconcile_writes_the_order_of_a_captured_payment():
@@ -176,7 +138,7 @@ def test_reconcile_writes_the_order_of_a_captured_payment():
         (3, 0),
     ]
     assert cleanup.reconcile_payments(batch_size=10).done == 0
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_reconcile_flags_a_payment_it_cannot_finish_and_does_not_take_it_up_again():

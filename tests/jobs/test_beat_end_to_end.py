@@ -14,7 +14,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from config.celery import app
 from inventory import services
 from inventory.models import ReservationEvent, ReservationStatus, StockLevel
-from tests.jobs.conftest import stocks
+from tests.support import stocks
 
 
 def run_beat(stop: threading.Event) -> None:

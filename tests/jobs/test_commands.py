@@ -32,16 +32,17 @@ from inventory.models import (
 )
 from orders.models import Order
 from payments.models import Payment
-from tests.factories import OrderFactory
-from tests.jobs.conftest import (
-    assert_stock_consistent,
+from tests.support import (
+    assert_stock_invariants,
     cart_with_reservations,
     checkout_cart,
     lapse,
     lapsed_reservations,
+    make_stale,
+    paid_cart_without_order,
     stocks,
 )
-from tests.jobs.test_abandon_and_reconcile import make_stale, paid_cart_without_order
+from tests.support.factories import OrderFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +132,7 @@ def test_cleanup_runs_every_job_and_leaves_nothing_to_do(mess):
         " expire 0 reservations (dry run, nothing changed)",
     ]
     assert Reservation.objects.filter(status=ReservationStatus.PENDING).count() == 0
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_max_batches_stops_early_and_says_more_remain(db):
@@ -254,7 +255,7 @@ def test_release_order_reservations_releases_pending_and_leaves_confirmed(db):
     )
     assert Reservation.objects.get(id=leftover.id).status == ReservationStatus.RELEASED
     assert Reservation.objects.get(id=confirmed.id).status == ReservationStatus.CONFIRMED
-    assert_stock_consistent()
+    assert_stock_invariants()
 
     with pytest.raises(CommandError) as missing:
         run("release_order_reservations", "NO-SUCH-ORDER")

@@ -8,8 +8,8 @@ from carts.models import CartStatus
 from inventory import cleanup
 from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
 from inventory.tasks import expire_reservations as expire_task
-from tests.jobs.conftest import (
-    assert_stock_consistent,
+from tests.support import (
+    assert_stock_invariants,
     checkout_cart,
     ended_once,
     lapse,
@@ -46,7 +46,7 @@ def test_lapsed_reservations_expire_and_their_stock_is_returned(
     assert set(events.values_list("actor", flat=True)) == {"test-sweeper"}
     assert ended_once(lapsed, "expired")
     assert metric("reservations_expired_total") - before == 6
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_cart_whose_reservations_expired_stays_in_checkout_for_the_abandon_job():
@@ -58,7 +58,7 @@ def test_cart_whose_reservations_expired_stays_in_checkout_for_the_abandon_job()
 
     cart.refresh_from_db()
     assert cart.status == CartStatus.CHECKOUT
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_a_run_is_bounded_and_says_when_work_is_left():
@@ -71,7 +71,7 @@ def test_a_run_is_bounded_and_says_when_work_is_left():
     third = cleanup.expire_reservations(batch_size=2, max_batches=2)
     assert (third.done, third.batches, third.more) == (0, 0, False)
     assert ended_once(lapsed, "expired")
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_batch_costs_a_constant_number_of_queries(django_assert_num_queries):
@@ -108,7 +108,7 @@ def test_task_run_twice_does_the_work_once(broker, django_capture_on_commit_call
 
     assert ended_once(lapsed, "expired")
     assert metric("reservations_expired_total") - before == 8
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_a_batch_killed_before_commit_is_redone_once_on_redelivery(broker):
@@ -134,7 +134,7 @@ def test_a_batch_killed_before_commit_is_redone_once_on_redelivery(broker):
     assert expire_task.apply().get()["done"] == 4
     assert expire_task.apply().get()["done"] == 0
     assert ended_once(lapsed, "expired")
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_a_run_cut_short_by_the_soft_time_limit_is_continued_by_a_new_task(broker):

@@ -11,15 +11,15 @@ from checkout import orphans as cleanup
 from inventory import services
 from inventory.models import ReleaseReason, Reservation, ReservationStatus
 from payments.models import Payment, PaymentStatus
-from tests.factories import OrderFactory
-from tests.jobs.conftest import (
-    assert_stock_consistent,
+from tests.support import (
+    assert_stock_invariants,
     cart_with_reservations,
     checkout_cart,
     ended_once,
     metric,
     stocks,
 )
+from tests.support.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_pending_reservations_of_carts_out_of_checkout_are_released_as_orphaned(
     assert ended_once(orphans, "released")
     assert metric("reservations_orphaned_total") - orphaned_before == 3
     assert metric("reservations_released_total", reason="orphaned") - released_before == 3
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_leftover_pending_reservation_of_a_completed_cart_with_order_is_orphaned():
@@ -68,7 +68,7 @@ def test_leftover_pending_reservation_of_a_completed_cart_with_order_is_orphaned
 
     assert cleanup.release_orphaned_reservations(batch_size=10).done == 1
     assert pending_of(cart) == []
-    assert_stock_consistent()
+    assert_stock_invariants()
 
 
 def test_reservations_that_are_not_orphans_are_left_alone():
@@ -123,4 +123,4 @@ def test_orphans_are_taken_a_batch_of_carts_at_a_time():
     run = cleanup.release_orphaned_reservations(batch_size=2, max_batches=2)
     assert (run.done, run.batches, run.more) == (2, 1, False)
     assert all(pending_of(cart) == [] for cart in carts)
-    assert_stock_consistent()
+    assert_stock_invariants()

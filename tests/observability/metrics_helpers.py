@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-API = "/api/v1"
+from tests.support import ADDRESS, API
 
 
 def value(name: str, **labels: str) -> float:
@@ -84,15 +84,6 @@ class Shopper:
         return self.call("post", "checkout/confirm/", {})
 
     def ready_to_pay(self, method: str = "card"):
-        response = self.update(
-            shipping_address={
-                "name": "Ada Lovelace",
-                "line1": "12 St James's Square",
-                "city": "London",
-                "postal_code": "SW1Y 4JH",
-                "country": "GB",
-            },
-            payment_method=method,
-        )
+        response = self.update(shipping_address=ADDRESS, payment_method=method)
         assert response.status_code == 200, response.content
         return response

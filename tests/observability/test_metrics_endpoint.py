@@ -27,9 +27,9 @@ from core import metrics
 from inventory.models import Reservation
 from ops.collectors import CheckoutStateCollector
 from ops.metrics_view import serve_worker_metrics
-from tests.factories import CartFactory, CartItemFactory, WarehouseFactory
 from tests.observability.metrics_helpers import sample, scrape
-from tests.observability.shop import build_shop, cart_in_checkout, stocked
+from tests.support import build_shop, cart_in_checkout, stocked
+from tests.support.factories import CartFactory, CartItemFactory, WarehouseFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FAMILIES = [

@@ -18,7 +18,7 @@ from inventory.models import Reservation
 from inventory.services import ReservationLine
 from orders.services import cancel_order
 from tests.observability.metrics_helpers import Moves, Shopper
-from tests.observability.shop import cart_in_checkout, lapsed_reservation, paid_order, stocked
+from tests.support import cart_in_checkout, lapsed_reservation, paid_order, stocked
 
 pytestmark = pytest.mark.django_db
 

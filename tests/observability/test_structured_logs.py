@@ -25,9 +25,9 @@ from core.logging import JsonFormatter, RequestIdFilter, request_id_var
 from inventory.models import Reservation, ReservationEvent, ReservationStatus
 from inventory.tasks import expire_reservations
 from orders.models import Order
-from tests.factories import WarehouseFactory
 from tests.observability.metrics_helpers import Shopper
-from tests.observability.shop import lapsed_reservation, stocked
+from tests.support import lapsed_reservation, stocked
+from tests.support.factories import WarehouseFactory
 
 
 class JsonLog:

@@ -16,7 +16,7 @@ from inventory.models import ReleaseReason, ReservationStatus
 from orders import services
 from orders.errors import InvalidOrderStatus
 from orders.models import OrderStatus
-from tests.orders.checkout_setup import cart_in_checkout, numbers, stocked
+from tests.support import cart_in_checkout, numbers, stocked
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,6 @@ def order_with_a_lost_reservation(stock, *, quantity: int):
                     name=item.product.name,
                     quantity=item.quantity,
                     unit_price=item.product.price,
-                    reservation_id=None,
                 )
             ],
         )
@@ -91,9 +90,9 @@ def test_change_to_confirmed_retries_the_failed_confirmation():
     assert order.status == OrderStatus.CONFIRMED
     assert "reservation_confirmation_errors" not in order.metadata
     assert "reservation_confirmation_resolved_at" in order.metadata
-    item = order.items.get()
-    assert item.reservation.status == ReservationStatus.CONFIRMED
-    assert item.reservation.order_id == order.id
+    [reservation] = order.items.get().reservations
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert reservation.order_id == order.id
     assert numbers(stock) == (1, 0)
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.factories import StaffFactory, UserFactory
+from tests.support.factories import StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,17 +10,11 @@ from django.db import connection
 from psycopg import sql
 
 from carts.models import Cart
-from tests.factories import StockLevelFactory
+from tests.support import ADDRESS
+from tests.support.factories import StockLevelFactory
 
 pytestmark = pytest.mark.django_db
 
-ADDRESS = {
-    "name": "A Shopper",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "bytea")
 
 

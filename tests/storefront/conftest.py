@@ -91,7 +91,7 @@ def stocked_product(default_warehouse):
     from decimal import Decimal
 
     from inventory import services
-    from tests.factories import ProductFactory
+    from tests.support.factories import ProductFactory
 
     def make(*, name: str, on_hand: int, price: str = "10.00"):
         product = ProductFactory(name=name, price=Decimal(price))

@@ -17,7 +17,7 @@ from inventory import services
 from inventory.models import ReleaseReason, Reservation, ReservationStatus, StockLevel
 from orders.models import Order
 from payments.models import Payment
-from tests.factories import CartFactory
+from tests.support.factories import CartFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -425,7 +425,7 @@ def test_search_history_and_skip_link_keep_the_list(browser, stocked_product):
 
 
 def test_paid_order_still_being_written_is_finished_by_checking_again(browser, stocked_product):
-    from tests.orders.checkout_setup import accept_new_orders, refuse_new_orders
+    from tests.support import accept_new_orders, refuse_new_orders
 
     page = browser.page
     mug, cart_id = two_mugs_ready_to_pay(browser, stocked_product)

@@ -12,61 +12,15 @@ import time_machine
 from django.utils import timezone
 
 from carts.models import Cart
-from checkout.confirm import confirm_checkout
-from checkout.services import abandon_checkout, start_checkout
+from checkout.services import abandon_checkout
 from inventory import services
 from inventory.models import Reservation, StockLevel
 from inventory.services import ReservationLine
 from orders.models import Order
 from payments.models import Payment, PaymentStatus
-from tests.factories import (
-    CartFactory,
-    CartItemFactory,
-    ProductFactory,
-    StockLevelFactory,
-    WarehouseFactory,
-)
-
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
-
-
-def stocked(*, on_hand: int = 10, sku: str | None = None, warehouse=None) -> StockLevel:
-    product = ProductFactory(sku=sku) if sku else ProductFactory()
-    kwargs = {"warehouse": warehouse} if warehouse is not None else {}
-    return StockLevelFactory(product=product, on_hand=on_hand, **kwargs)
-
-
-def numbers(stock: StockLevel) -> tuple[int, int]:
-    stock.refresh_from_db()
-    return stock.on_hand, stock.reserved
-
-
-def cart_in_checkout(*lines: tuple[StockLevel, int], payment_method: str = "card") -> Cart:
-    """A cart with the lines, address and payment method, put in checkout by the
-    checkout service (its lines reserved)."""
-    cart = CartFactory(shipping_address=ADDRESS, payment_method=payment_method)
-    for stock, quantity in lines:
-        CartItemFactory(
-            cart=cart, product=stock.product, warehouse=stock.warehouse, quantity=quantity
-        )
-    cart, _ = start_checkout(cart_id=cart.id, actor="test")
-    return cart
-
-
-def paid_order(*lines: tuple[StockLevel, int]) -> Order:
-    """An order written by the real confirm with the dummy gateway (``card``)."""
-    cart = cart_in_checkout(*lines)
-    result = confirm_checkout(
-        cart_id=cart.id, idempotency_key=f"key-{cart.id}", fingerprint="f" * 64, actor="test"
-    )
-    assert result.order is not None
-    return result.order
+from tests.support.checkout import cart_in_checkout, paid_order
+from tests.support.factories import WarehouseFactory
+from tests.support.stock import stocked
 
 
 def lapsed_reservation(stock: StockLevel, quantity: int = 1) -> Reservation:

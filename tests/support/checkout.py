@@ -1,9 +1,8 @@
-"""Shared set-up for the confirm, reconciliation and orders tests: a cart put in checkout
-through the real checkout service, and a shopper's confirm call over HTTP."""
+"""Carts put in checkout through the real checkout service, a shopper's confirm call over
+HTTP, paid orders, and a database that refuses to write orders."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -11,32 +10,15 @@ from rest_framework.test import APIClient
 
 from carts.models import Cart
 from carts.tokens import hash_token
+from checkout.confirm import confirm_checkout
 from checkout.services import start_checkout
 from inventory.models import StockLevel
-from tests.factories import CartFactory, CartItemFactory, ProductFactory, StockLevelFactory
+from orders.models import Order
+from tests.support.addresses import ADDRESS, BILLING
+from tests.support.factories import CartFactory, CartItemFactory
+from tests.support.shopper import API
 
-API = "/api/v1"
 TOKEN = "shopper-secret-token"
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "line2": "",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
-BILLING = {**ADDRESS, "name": "Charles Babbage", "line1": "1 Dorset Street"}
-
-
-def stocked(*, on_hand: int = 10, price: str = "10.00") -> StockLevel:
-    """A product with ``on_hand`` units in the default warehouse."""
-    return StockLevelFactory(product=ProductFactory(price=Decimal(price)), on_hand=on_hand)
-
-
-def numbers(stock: StockLevel) -> tuple[int, int]:
-    """``(on_hand, reserved)`` of a stock row as committed now."""
-    stock.refresh_from_db()
-    return stock.on_hand, stock.reserved
 
 
 def cart_in_checkout(
@@ -48,7 +30,8 @@ def cart_in_checkout(
     token: str = TOKEN,
 ) -> Cart:
     """A cart holding ``(stock, quantity)`` lines, with address and payment method saved,
-    whose checkout was started by ``checkout.services.start_checkout``."""
+    whose checkout was started by ``checkout.services.start_checkout`` (its lines
+    reserved)."""
     cart = CartFactory(
         token_hash=hash_token(token),
         customer=customer,
@@ -62,6 +45,16 @@ def cart_in_checkout(
         )
     cart, _ = start_checkout(cart_id=cart.id, actor="test")
     return cart
+
+
+def paid_order(*lines: tuple[StockLevel, int]) -> Order:
+    """An order written by the real confirm with the dummy gateway (``card``)."""
+    cart = cart_in_checkout(*lines)
+    result = confirm_checkout(
+        cart_id=cart.id, idempotency_key=f"key-{cart.id}", fingerprint="f" * 64, actor="test"
+    )
+    assert result.order is not None
+    return result.order
 
 
 def confirm(
@@ -80,14 +73,6 @@ def confirm(
     return client.post(
         f"{API}/carts/{cart.id}/checkout/confirm/", body or {}, format="json", **headers
     )
-
-
-def error_of(response) -> dict[str, Any]:
-    """The error envelope of a non-2xx answer, checked for its exact shape."""
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]
 
 
 def refuse_new_orders() -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from carts.models import Cart, CartItem
 from inventory.models import Product, Reservation, StockLevel, Warehouse
+from tests.support.addresses import ADDRESS
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -110,13 +111,5 @@ class OrderFactory(factory.django.DjangoModelFactory):
     currency = "USD"
     subtotal = Decimal("10.00")
     total = Decimal("10.00")
-    shipping_address = factory.LazyFunction(
-        lambda: {
-            "name": "A Shopper",
-            "line1": "1 Main St",
-            "city": "Springfield",
-            "postal_code": "12345",
-            "country": "US",
-        }
-    )
+    shipping_address = factory.LazyFunction(lambda: dict(ADDRESS))
     payment_method = "card"

@@ -1,5 +1,5 @@
 """A shopper as an API client sees it: creates a cart, keeps its token, calls the cart
-and checkout endpoints with JSON. Shared by the cart and checkout tests."""
+and checkout endpoints with JSON."""
 
 from __future__ import annotations
 
@@ -10,26 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from inventory.models import StockLevel
-from tests.factories import ProductFactory, StockLevelFactory, default_warehouse
+from tests.support.stock import stocked
 
 API = "/api/v1"
-
-
-def stocked(*, on_hand: int = 10, **product: Any) -> StockLevel:
-    """A product with ``on_hand`` units in the default warehouse."""
-    return StockLevelFactory(
-        product=ProductFactory(**product), warehouse=default_warehouse(), on_hand=on_hand
-    )
-
-
-def error_of(response) -> dict[str, Any]:
-    """The error envelope of a non-2xx answer, checked for its exact shape."""
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
 
 
 class Shopper:
@@ -101,15 +84,6 @@ class Shopper:
         return body
 
 
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
-
-
 def assert_constant_queries(
     django_assert_num_queries,
     one_line: Callable[[], Any],
@@ -136,14 +110,3 @@ def shoppers_with_1_and_10_lines(
     one.cart_with((stocked(on_hand=on_hand).product.sku, quantity))
     ten.cart_with(*[(stocked(on_hand=on_hand).product.sku, quantity) for _ in range(10)])
     return one, ten
-
-
-def ensure_default_warehouse() -> None:
-    """Transactional tests flush the database, the data migration's default warehouse
-    included; put it back before a transactional test uses it."""
-    from inventory.models import Warehouse
-
-    if not Warehouse.objects.filter(is_default=True).exists():
-        Warehouse.objects.get_or_create(
-            code="default", defaults={"name": "Default warehouse", "is_default": True}
-        )
