@@ -1,4 +1,4 @@
-"""Plumbing shared by the background cleanup jobs of SPEC §9.
+"""Plumbing shared by the background cleanup jobs (expiry, abandon, orphans, reconcile).
 
 A job is a loop of short batches. Each batch is one or more short transactions that take
 their rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so any number of Celery workers
@@ -11,9 +11,9 @@ Every job is idempotent: an item is acted on only if it still qualifies under it
 lock, so a task that runs twice (a redelivery after a killed worker, two beat ticks)
 does the work once.
 
-The functions here are the only loop; ``inventory.cleanup`` and ``checkout.cleanup``
-describe the batches, and the Celery tasks and ``manage.py`` commands are thin wrappers
-around them.
+The functions here are the only loop; ``inventory.cleanup``, ``checkout.cleanup`` and
+``checkout.orphans`` describe the batches, and the Celery tasks and ``manage.py`` commands
+are thin wrappers around them. The registry at the end lists every job (``ops`` fills it).
 """
 
 from __future__ import annotations

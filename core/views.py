@@ -9,7 +9,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from kombu import Connection
 
-logger = logging.getLogger("config.health")
+logger = logging.getLogger("core.health")
 
 
 def _database_ok() -> bool:
