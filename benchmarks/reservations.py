@@ -10,7 +10,11 @@ checkout costs the stock rows:
    commit).
 
 Scenarios: ``hot`` — every cycle on the same sku (all workers queue on one row lock);
-``uniform`` — each cycle on a random sku out of 10,000. Each runs with N worker
+``uniform`` — each cycle on a random sku out of 10,000; ``split3`` — each cycle reserves
+3 units of a random sku that names no warehouse, out of 3,000 skus stocked with 1 unit in
+each of three warehouses, so the allocation splits the line over all three (three stock
+rows locked, three reservations and events written, three released); each worker draws
+from skus of its own, so two never compete for the single units. Each runs with N worker
 processes (``--workers``, default ``1 2``); every process calls ``django.setup()`` and
 runs the real service with the production settings (logging and metrics included).
 The reference is the same two transactions written as plain SQL (same statements, same
@@ -51,6 +55,9 @@ UNIFORM_SKUS = 10_000
 ON_HAND = 1_000_000_000  # never the limit: every cycle gives its unit back
 TTL_SECONDS = 300
 
+SPLIT_SKUS = 3_000
+SPLIT_QUANTITY = 3  # 1 unit in each of the three warehouses: every line splits over all
+
 RAW_SQL_CYCLE = f"""
 \\set sid random(:sid_lo, :sid_hi)
 BEGIN;
@@ -86,6 +93,60 @@ VALUES (:rid, 'released', 1, now() + interval '{TTL_SECONDS} seconds', 'bench', 
 COMMIT;
 """  # noqa: S608 -- a pgbench script: constant text and pgbench variables
 
+# The split cycle as the service runs it: the candidate rows of the sku (its three stock
+# rows, with their warehouses) locked in pk order; one statement raising ``reserved`` of
+# the three rows and inserting the three reservations with their events; then the release:
+# stock rows, then reservations locked, one statement writing it all back. Each pgbench
+# client draws its skus from a range of its own (``client_id``), as the workers do.
+RAW_SQL_SPLIT_CYCLE = f"""
+\\set pick random(0, :span - 1)
+\\set s0 :sid_lo + :client_id * :span + :pick
+\\set s1 :s0 + :skus
+\\set s2 :s1 + :skus
+BEGIN;
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at,
+       w.id, w.code, w.is_default, w.priority, w.is_active
+  FROM inventory_stocklevel s JOIN inventory_warehouse w ON w.id = s.warehouse_id
+ WHERE s.id IN (:s0, :s1, :s2) AND w.is_active
+ ORDER BY s.id FOR UPDATE OF s;
+WITH stock AS (
+    UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = now()
+     WHERE id IN (:s0, :s1, :s2)
+), created AS (
+    INSERT INTO inventory_reservation
+           (stock_level_id, product_id, warehouse_id, quantity, status, expires_at,
+            extension_count, release_reason, allocation_strategy, created_at, updated_at)
+    SELECT id, product_id, warehouse_id, 1, 'pending',
+           now() + interval '{TTL_SECONDS} seconds', 0, '', 'priority', now(), now()
+      FROM inventory_stocklevel WHERE id IN (:s0, :s1, :s2)
+    RETURNING id, quantity
+)
+INSERT INTO inventory_reservationevent
+       (reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)
+SELECT id, 'created', quantity, now() + interval '{TTL_SECONDS} seconds', 'bench', '', '',
+       now()
+  FROM created;
+COMMIT;
+BEGIN;
+SELECT s.id FROM inventory_stocklevel s WHERE s.id IN (:s0, :s1, :s2)
+ ORDER BY s.id FOR UPDATE;
+SELECT id, stock_level_id, quantity, status FROM inventory_reservation
+ WHERE stock_level_id IN (:s0, :s1, :s2) AND status = 'pending' ORDER BY id FOR UPDATE;
+WITH released AS (
+    UPDATE inventory_reservation
+       SET status = 'released', release_reason = 'api', released_at = now(), updated_at = now()
+     WHERE stock_level_id IN (:s0, :s1, :s2) AND status = 'pending'
+    RETURNING id, quantity
+), stock AS (
+    UPDATE inventory_stocklevel SET reserved = reserved - 1, updated_at = now()
+     WHERE id IN (:s0, :s1, :s2)
+)
+INSERT INTO inventory_reservationevent
+       (reservation_id, kind, quantity, expires_at, actor, reason, request_id, at)
+SELECT id, 'released', quantity, now(), 'bench', 'api', '', now() FROM released;
+COMMIT;
+"""  # noqa: S608 -- a pgbench script: constant text and pgbench variables
+
 
 def raw_sql_statements(script: str = RAW_SQL_CYCLE) -> list[str]:
     """The SQL statements of a pgbench script besides BEGIN/COMMIT: meta-commands
@@ -100,12 +161,66 @@ class Scenario:
     name: str
     first_sku: int  # inclusive, index into the seeded skus BENCH-00000 ...
     last_sku: int
+    split: bool = False  # SPLIT-xxxxx skus, 3 units over three warehouses, unpinned
+
+    @property
+    def script(self) -> str:
+        return RAW_SQL_SPLIT_CYCLE if self.split else RAW_SQL_CYCLE
 
 
 SCENARIOS = {
     "hot": Scenario("hot", 0, 0),
     "uniform": Scenario("uniform", 1, UNIFORM_SKUS),
+    "split3": Scenario("split3", 0, SPLIT_SKUS - 1, split=True),
 }
+
+
+def _seed_split() -> int:
+    """``SPLIT_SKUS`` products (SPLIT-00000 ...) with 1 unit in each of three warehouses
+    (the default, priority 0, and two more, priority 1 and 2), rows inserted warehouse by
+    warehouse: product i's rows are ``first + i``, ``first + SPLIT_SKUS + i`` and
+    ``first + 2 * SPLIT_SKUS + i``. Returns ``first``."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO inventory_warehouse (code, name, is_default, priority, is_active, created_at)
+            VALUES ('split-1', 'Split 1', false, 1, true, now()),
+                   ('split-2', 'Split 2', false, 2, true, now())
+            """
+        )
+        cursor.execute(
+            """
+            INSERT INTO inventory_product (id, sku, name, price, currency, created_at, updated_at)
+            SELECT gen_random_uuid(), 'SPLIT-' || lpad(g::text, 5, '0'), 'Split ' || g,
+                   10.00, 'USD', now(), now()
+              FROM generate_series(0, %s) g
+            """,
+            [SPLIT_SKUS - 1],
+        )
+        cursor.execute("SELECT max(id) FROM inventory_stocklevel")
+        (before,) = cursor.fetchone()
+        for code in ("default", "split-1", "split-2"):
+            cursor.execute(
+                """
+                INSERT INTO inventory_stocklevel
+                       (product_id, warehouse_id, on_hand, reserved, updated_at)
+                SELECT p.id, w.id, 1, 0, now()
+                  FROM inventory_product p, inventory_warehouse w
+                 WHERE w.code = %s AND p.sku LIKE 'SPLIT-%%'
+                 ORDER BY p.sku
+                """,
+                [code],
+            )
+        cursor.execute(
+            "SELECT min(id), max(id), count(*) FROM inventory_stocklevel WHERE id > %s",
+            [before],
+        )
+        lo, hi, count = cursor.fetchone()
+    if hi - lo + 1 != count or count != 3 * SPLIT_SKUS:
+        raise SystemExit("split stock row ids are not consecutive; cannot address skus by id")
+    return lo
 
 
 def _seed() -> tuple[int, int]:
@@ -177,6 +292,8 @@ def _worker(
     warmup: float,
     barrier,
     results,
+    index: int = 0,
+    workers: int = 1,
 ) -> None:
     # Logs are formatted as in production but not printed over the result table.
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115
@@ -186,20 +303,31 @@ def _worker(
     from inventory import services
     from inventory.models import StockLevel
 
-    ids = range(first_stock_id + scenario.first_sku, first_stock_id + scenario.last_sku + 1)
-    lines = [
-        services.ReservationLine(product_id=p, warehouse_id=w, quantity=1)
-        for p, w in StockLevel.objects.filter(id__in=ids)
-        .order_by("id")
-        .values_list("product_id", "warehouse_id")
-    ]
+    if scenario.split:
+        # This worker's own skus (as pgbench's client_id range), unpinned: 3 units each.
+        span = SPLIT_SKUS // workers
+        ids = range(first_stock_id + index * span, first_stock_id + (index + 1) * span)
+        lines = [
+            services.ReservationLine(product_id=p, warehouse_id=None, quantity=SPLIT_QUANTITY)
+            for p in StockLevel.objects.filter(id__in=ids)
+            .order_by("id")
+            .values_list("product_id", flat=True)
+        ]
+    else:
+        ids = range(first_stock_id + scenario.first_sku, first_stock_id + scenario.last_sku + 1)
+        lines = [
+            services.ReservationLine(product_id=p, warehouse_id=w, quantity=1)
+            for p, w in StockLevel.objects.filter(id__in=ids)
+            .order_by("id")
+            .values_list("product_id", "warehouse_id")
+        ]
     rng = random.Random(os.getpid())
 
     def cycle() -> None:
-        [reservation] = services.reserve(
+        reservations = services.reserve(
             lines=[rng.choice(lines)], ttl_seconds=TTL_SECONDS, actor="bench"
         )
-        services.release(reservation_ids=[reservation.id], reason="api", actor="bench")
+        services.release(reservation_ids=[r.id for r in reservations], reason="api", actor="bench")
 
     barrier.wait()
     end = time.perf_counter() + warmup
@@ -222,9 +350,9 @@ def run_ours(first_stock_id: int, scenario: Scenario, workers: int, seconds: int
     procs = [
         ctx.Process(
             target=_worker,
-            args=(first_stock_id, scenario, seconds, args.warmup, barrier, results),
+            args=(first_stock_id, scenario, seconds, args.warmup, barrier, results, i, workers),
         )
-        for _ in range(workers)
+        for i in range(workers)
     ]
     for p in procs:
         p.start()
@@ -245,7 +373,21 @@ def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, sec
     if parts.password:
         env["PGPASSWORD"] = parts.password
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(RAW_SQL_CYCLE)
+        script.write(scenario.script)
+    bounds = (
+        [
+            *("-D", f"sid_lo={first_stock_id}"),
+            *("-D", f"span={SPLIT_SKUS // workers}"),
+            *("-D", f"skus={SPLIT_SKUS}"),
+        ]
+        if scenario.split
+        else [
+            "-D",
+            f"sid_lo={first_stock_id + scenario.first_sku}",
+            "-D",
+            f"sid_hi={first_stock_id + scenario.last_sku}",
+        ]
+    )
     try:
         out = subprocess.run(
             [
@@ -265,10 +407,7 @@ def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, sec
                 str(workers),
                 "-T",
                 str(seconds),
-                "-D",
-                f"sid_lo={first_stock_id + scenario.first_sku}",
-                "-D",
-                f"sid_hi={first_stock_id + scenario.last_sku}",
+                *bounds,
                 "-f",
                 script.name,
                 parts.path.lstrip("/"),
@@ -286,7 +425,7 @@ def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, sec
     return float(match.group(1))
 
 
-def queries_per_cycle(first_stock_id: int) -> int:
+def queries_per_cycle(first_stock_id: int, *, split: bool = False) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -296,11 +435,17 @@ def queries_per_cycle(first_stock_id: int) -> int:
     product_id, warehouse_id = StockLevel.objects.values_list("product_id", "warehouse_id").get(
         id=first_stock_id
     )
-    line = services.ReservationLine(product_id=product_id, warehouse_id=warehouse_id, quantity=1)
+    line = (
+        services.ReservationLine(product_id=product_id, warehouse_id=None, quantity=SPLIT_QUANTITY)
+        if split
+        else services.ReservationLine(product_id=product_id, warehouse_id=warehouse_id, quantity=1)
+    )
     logging.getLogger("inventory.reservations").disabled = True  # not over the table
     with CaptureQueriesContext(connection) as captured:
-        [reservation] = services.reserve(lines=[line], ttl_seconds=TTL_SECONDS, actor="bench")
-        services.release(reservation_ids=[reservation.id], reason="api", actor="bench")
+        reservations = services.reserve(lines=[line], ttl_seconds=TTL_SECONDS, actor="bench")
+        if split and len(reservations) != SPLIT_QUANTITY:
+            raise SystemExit(f"the split line was allocated to {len(reservations)} warehouses")
+        services.release(reservation_ids=[r.id for r in reservations], reason="api", actor="bench")
     return sum(1 for q in captured if q["sql"] not in ("BEGIN", "COMMIT"))
 
 
@@ -313,7 +458,10 @@ def main() -> None:
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="per worker, not counted")
     parser.add_argument(
-        "--scenarios", nargs="+", choices=sorted(SCENARIOS), default=["hot", "uniform"]
+        "--scenarios",
+        nargs="+",
+        choices=sorted(SCENARIOS),
+        default=["hot", "uniform", "split3"],
     )
     parser.add_argument("--database", default="checkout_bench")
     args = parser.parse_args()
@@ -333,14 +481,19 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     logging.disable(logging.NOTSET)
     first_stock_id, _ = _seed()
+    first_split_id = _seed_split()
     _reset()
     per_cycle = queries_per_cycle(first_stock_id)
+    per_split_cycle = queries_per_cycle(first_split_id, split=True)
     _reset()
 
     print(
         f"database {args.database}; one cycle (op) = reserve 1 unit + release it: 2 "
         f"transactions, {per_cycle} statements besides BEGIN/COMMIT in ours, "
-        f"{len(raw_sql_statements())} in the raw SQL; {slice_ * args.rounds} s per side in {args.rounds} alternating slices; "
+        f"{len(raw_sql_statements())} in the raw SQL; split3: reserve 3 units split over 3 "
+        f"warehouses + release them, {per_split_cycle} statements in ours, "
+        f"{len(raw_sql_statements(RAW_SQL_SPLIT_CYCLE))} in the raw SQL; "
+        f"{slice_ * args.rounds} s per side in {args.rounds} alternating slices; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     header = f"{'scenario':<10}{'workers':>8}{'ops/s ours':>14}{'ops/s raw SQL':>16}{'ratio':>8}"
@@ -355,10 +508,11 @@ def main() -> None:
             for round_ in range(args.rounds):
                 sides = ["ours", "raw"] if round_ % 2 == 0 else ["raw", "ours"]
                 for side in sides:
+                    first = first_split_id if scenario.split else first_stock_id
                     if side == "ours":
-                        ours += run_ours(first_stock_id, scenario, workers, slice_, args)
+                        ours += run_ours(first, scenario, workers, slice_, args)
                     else:
-                        raw += run_raw(url, first_stock_id, scenario, workers, slice_)
+                        raw += run_raw(url, first, scenario, workers, slice_)
                     _check_invariants()
                     _reset()
             ours, raw = ours / args.rounds, raw / args.rounds

@@ -12,20 +12,44 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from carts.models import Cart, CartItem
-from core.admin import LapsedFilter, ReadOnlyAdmin, ReadOnlyInline, admin_link
-from inventory.models import Reservation
+from carts.models import Cart, CartItem, CartStatus
+from core.admin import (
+    LapsedFilter,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    address_html,
+    admin_link,
+    countdown,
+)
+from inventory.admin import held_in
+from inventory.models import Reservation, ReservationStatus
 from payments.models import Payment
 
 
 class CartItemInline(ReadOnlyInline):
     model = CartItem
-    fields = ("product", "sku", "warehouse", "quantity", "unit_price", "created_at")
+    fields = ("product", "sku", "pinned_to", "quantity", "held", "unit_price", "created_at")
     readonly_fields = fields
     show_change_link = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("product", "warehouse")
+        return super().get_queryset(request).select_related("product", "warehouse", "cart")
+
+    @admin.display(description="warehouse")
+    def pinned_to(self, obj: CartItem) -> str:
+        return obj.warehouse.code if obj.warehouse else "any active"
+
+    @admin.display(description="held in (strategy)")
+    def held(self, obj: CartItem) -> str:
+        # A cart has one line per product: the line's holds are the cart's pending
+        # reservations of its product, one per warehouse it was allocated to.
+        return held_in(
+            Reservation.objects.filter(
+                cart_id=obj.cart_id, product_id=obj.product_id, status=ReservationStatus.PENDING
+            )
+            .select_related("warehouse")
+            .order_by("id")
+        )
 
     @admin.display(description="sku")
     def sku(self, obj: CartItem) -> str:
@@ -47,6 +71,7 @@ class CartReservationInline(ReadOnlyInline):
         "status",
         "expires_at",
         "extension_count",
+        "allocation_strategy",
         "order",
         "release_reason",
     )
@@ -78,24 +103,37 @@ class CartAdmin(ReadOnlyAdmin):
         "status",
         "item_count",
         "expires_at",
-        "lapsed",
+        "time_left",
         "checkout_started_at",
         "extensions_used",
         "customer",
+        "email",
         "created_at",
         "updated_at",
     )
     list_filter = ("status", CartExpiredFilter, "checkout_started_at", "created_at")
-    search_fields = ("id", "customer__username", "customer__email", "order__number")
+    # A shopper is found by the email given at checkout, the name on the delivery address
+    # (a key of the JSON address), the order number or a product's sku.
+    search_fields = (
+        "id",
+        "email",
+        "shipping_address__name__icontains",
+        "customer__username",
+        "customer__email",
+        "order__number",
+        "items__product__sku",
+    )
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
     fields = (
         "id",
         "status",
         "customer",
+        "email",
         "currency",
         "current_step",
         "expires_at",
+        "time_left",
         "checkout_started_at",
         "extensions_used",
         "completed_at",
@@ -103,8 +141,8 @@ class CartAdmin(ReadOnlyAdmin):
         "order_link",
         "payment_method",
         "shipping_method_id",
-        "shipping_address",
-        "billing_address",
+        "shipping_address_display",
+        "billing_address_display",
         "created_at",
         "updated_at",
     )
@@ -123,6 +161,21 @@ class CartAdmin(ReadOnlyAdmin):
         if obj.expires_at is None:
             return None
         return obj.expires_at <= timezone.now()
+
+    @admin.display(description="time left", ordering="expires_at")
+    def time_left(self, obj: Cart) -> str:
+        """The checkout's countdown (its holds' expiry) while in checkout."""
+        if obj.status != CartStatus.CHECKOUT:
+            return "-"
+        return countdown(obj.expires_at)
+
+    @admin.display(description="shipping address")
+    def shipping_address_display(self, obj: Cart) -> str:
+        return address_html(obj.shipping_address)
+
+    @admin.display(description="billing address")
+    def billing_address_display(self, obj: Cart) -> str:
+        return address_html(obj.billing_address)
 
     @admin.display(description="order")
     def order_link(self, obj: Cart) -> str:

@@ -106,7 +106,9 @@ class CartItemAddApi(APIView):
         sku = serializers.CharField(max_length=64)
         quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_LINE_QUANTITY)
         warehouse = serializers.CharField(
-            required=False, max_length=32, help_text="Warehouse code; the default if omitted"
+            required=False,
+            max_length=32,
+            help_text="Warehouse code to pin the line to; omitted: any active warehouse",
         )
 
     @extend_schema(
@@ -229,7 +231,11 @@ class CartValidateStockApi(APIView):
             item_id = serializers.IntegerField(source="item.id")
             product_id = serializers.UUIDField(source="item.product_id")
             sku = serializers.CharField(source="item.product.sku")
-            warehouse = serializers.CharField(source="item.warehouse.code")
+            warehouse = serializers.CharField(
+                source="item.warehouse.code",
+                allow_null=True,
+                help_text="The pinned warehouse; null: the line counts every active warehouse",
+            )
             requested = serializers.IntegerField()
             available = serializers.IntegerField(
                 help_text="What this cart could hold for the line, its own reservations included"

@@ -35,6 +35,8 @@ class Cart(models.Model):
     )
     status = models.CharField(max_length=16, choices=CartStatus.choices, default=CartStatus.ACTIVE)
     currency = models.CharField(max_length=3, default="USD")
+    # Optional contact address; copied to the order, which can then be looked up with it.
+    email = models.EmailField(max_length=254, blank=True, default="")
     shipping_address = models.JSONField(null=True, blank=True)
     billing_address = models.JSONField(null=True, blank=True)
     payment_method = models.CharField(max_length=64, blank=True, default="")
@@ -75,7 +77,10 @@ class CartItem(models.Model):
 
     cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="+")
-    warehouse = models.ForeignKey("inventory.Warehouse", on_delete=models.PROTECT, related_name="+")
+    # The warehouse the line is pinned to; null: any active warehouse may serve it.
+    warehouse = models.ForeignKey(
+        "inventory.Warehouse", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     quantity = models.PositiveIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(1000)]
     )

@@ -75,18 +75,19 @@ class LineStock:
 
 def cart_line_stock(*, cart: Cart) -> list[LineStock]:
     """Stock of every line of ``cart`` (whose items are loaded, see ``cart_with_items``).
-    One query whatever the number of lines: the stock rows with the sums of the pending
+
+    A pinned line counts its warehouse's row (if that warehouse is active); an unpinned
+    line counts every row of its product in an active warehouse. Either also counts what
+    this cart already holds for it in any other warehouse (a warehouse deactivated after
+    the hold was made lets the hold finish). One query whatever the number of lines and
+    warehouses: the stock rows of the cart's products with the sums of the pending
     reservations that count for this cart (its own, and lapsed ones of anybody)."""
     items = list(cart.items.all())
     if not items:
         return []
     now = timezone.now()
-    pairs = Q()
-    for item in items:
-        pairs |= Q(product_id=item.product_id, warehouse_id=item.warehouse_id)
-    rows = {
-        (row["product_id"], row["warehouse_id"]): row
-        for row in StockLevel.objects.filter(pairs)
+    rows = list(
+        StockLevel.objects.filter(product_id__in={item.product_id for item in items})
         .annotate(
             held=FilteredRelation(
                 "reservations",
@@ -94,7 +95,7 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
                 & (Q(reservations__cart_id=cart.id) | Q(reservations__expires_at__lte=now)),
             )
         )
-        .values("product_id", "warehouse_id", "on_hand", "reserved")
+        .values("product_id", "warehouse_id", "warehouse__is_active", "on_hand", "reserved")
         .annotate(
             counts_as_free=Coalesce(Sum("held__quantity"), 0),
             own=Coalesce(
@@ -102,17 +103,23 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
                 0,
             ),
         )
-    }
+        .order_by()
+    )
     lines = []
     for item in items:
-        row = rows.get((item.product_id, item.warehouse_id))
-        free = (row["on_hand"] - row["reserved"] + row["counts_as_free"]) if row else 0
-        lines.append(
-            LineStock(
-                item=item,
-                requested=item.quantity,
-                available=max(free, 0),
-                reserved=row["own"] if row else 0,
+        available = reserved = 0
+        for row in rows:
+            if row["product_id"] != item.product_id:
+                continue
+            reserved += row["own"]
+            serves = row["warehouse__is_active"] and (
+                item.warehouse_id is None or item.warehouse_id == row["warehouse_id"]
             )
+            if serves:
+                available += max(row["on_hand"] - row["reserved"] + row["counts_as_free"], 0)
+            else:
+                available += row["own"]
+        lines.append(
+            LineStock(item=item, requested=item.quantity, available=available, reserved=reserved)
         )
     return lines

@@ -40,7 +40,11 @@ class CartItemOutputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
     unit_price = serializers.DecimalField(source="product.price", max_digits=12, decimal_places=2)
     line_total = serializers.SerializerMethodField()
-    warehouse = serializers.CharField(source="warehouse.code")
+    warehouse = serializers.CharField(
+        source="warehouse.code",
+        allow_null=True,
+        help_text="The warehouse the line is pinned to; null: any active warehouse may serve it",
+    )
 
     @extend_schema_field(MONEY)
     def get_line_total(self, item: CartItem) -> str:

@@ -14,7 +14,6 @@ from uuid import UUID
 import pycountry
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Subquery
 
 from carts import transitions
 from carts.errors import InvalidCartStatus
@@ -102,7 +101,9 @@ def add_item(
     authorize: CartCheck | None = None,
 ) -> CartItem:
     """Adds ``quantity`` of the product ``sku`` to the cart; the same product again adds
-    to its line (one line per product). The line's quantity stays within 1..1000 and the
+    to its line (one line per product). With ``warehouse`` the line is pinned to that
+    warehouse; without, it is unpinned (``warehouse`` null) and checkout allocates it
+    over the active warehouses. The line's quantity stays within 1..1000 and the
     product's currency must be the cart's. ``item.cart`` is the cart as changed.
     ``authorize`` is checked on the locked cart (see ``carts.locks.lock_cart``), as in
     every function here. Locks: the cart."""
@@ -110,14 +111,7 @@ def add_item(
     with transaction.atomic():
         cart = lock_cart(cart_id, authorize=authorize)
         _require_editable(cart)
-        products = Product.objects.filter(sku=sku)
-        if not warehouse:  # the default warehouse comes with the product, in one query
-            products = products.annotate(
-                default_warehouse_id=Subquery(
-                    Warehouse.objects.filter(is_default=True).values("id")[:1]
-                )
-            )
-        product = products.first()
+        product = Product.objects.filter(sku=sku).first()
         if product is None:
             raise ProductNotFound(details={"sku": sku})
         if product.currency != cart.currency:
@@ -135,22 +129,21 @@ def add_item(
             .first()
         )
         if item is None:
-            warehouse_id = _warehouse(warehouse).id if warehouse else product.default_warehouse_id
-            if warehouse_id is None:
-                raise WarehouseNotFound(details={})
+            # Without a warehouse the line is unpinned: any active warehouse may serve it.
+            warehouse_id = _warehouse(warehouse).id if warehouse else None
             item = CartItem(
                 cart=cart, product=product, warehouse_id=warehouse_id, quantity=quantity
             )
             item.save()
         else:
-            if warehouse and warehouse != item.warehouse.code:
+            if warehouse and warehouse != (item.warehouse.code if item.warehouse else None):
+                held_from = (
+                    f"from warehouse '{item.warehouse.code}'"
+                    if item.warehouse
+                    else "from any warehouse"
+                )
                 raise ValidationFailed(
-                    {
-                        "warehouse": [
-                            f"The product is already in the cart from warehouse "
-                            f"'{item.warehouse.code}'."
-                        ]
-                    }
+                    {"warehouse": [f"The product is already in the cart {held_from}."]}
                 )
             if item.quantity + quantity > MAX_LINE_QUANTITY:
                 raise ValidationFailed(
@@ -201,8 +194,8 @@ def update_item(
 def remove_item(
     *, cart_id: UUID, item_id: int, actor: str, authorize: CartCheck | None = None
 ) -> Cart:
-    """Removes a line. In ``checkout`` it also releases that line's pending reservation
-    (reason ``item_removed``) and the checkout goes on with the other lines; removing the
+    """Removes a line. In ``checkout`` it also releases that line's pending reservations,
+    in every warehouse (reason ``item_removed``) and the checkout goes on with the other lines; removing the
     last line ends the checkout and the cart goes back to ``active`` (an empty cart has
     nothing to check out). Refused on a ``completed`` cart.
     Locks: the cart, then (through the reservation service) the line's stock row."""
@@ -213,11 +206,12 @@ def remove_item(
         item = _cart_item(cart, item_id)
         if cart.status == CartStatus.CHECKOUT:
             refuse_while_paying(cart)
+            # One line per product: every pending hold of the product is this line's, in
+            # whichever warehouses it was allocated.
             held = list(
                 Reservation.objects.filter(
                     cart_id=cart.id,
                     product_id=item.product_id,
-                    warehouse_id=item.warehouse_id,
                     status=ReservationStatus.PENDING,
                 ).values_list("id", flat=True)
             )

@@ -67,6 +67,22 @@ class WarningSerializer(serializers.Serializer):
     available = serializers.IntegerField(help_text="What is left for others after this cart")
 
 
+class AllocationSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "CheckoutAllocation"
+
+    item_id = serializers.IntegerField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    warehouse = serializers.CharField(help_text="Code of the warehouse holding this part")
+    quantity = serializers.IntegerField()
+    reservation_id = serializers.IntegerField()
+    strategy = serializers.CharField(
+        help_text="What chose the warehouse: `pinned` (the line names it) or the "
+        "ALLOCATION_STRATEGY in force (`priority`, `most_available`, `fewest_splits`)"
+    )
+
+
 class CheckoutStateOutputSerializer(serializers.Serializer):
     class Meta:
         ref_name = "CheckoutState"
@@ -74,13 +90,18 @@ class CheckoutStateOutputSerializer(serializers.Serializer):
     cart_id = serializers.UUIDField()
     status = serializers.CharField()
     current_step = serializers.IntegerField()
+    email = serializers.CharField(help_text="The shopper's email; empty until given")
     shipping_address = AddressSerializer(allow_null=True)
     billing_address = AddressSerializer(allow_null=True)
     payment_method = serializers.CharField(help_text="Empty until chosen")
     shipping_method_id = serializers.CharField(help_text="Empty until chosen")
     reservation_ids = serializers.ListField(child=serializers.IntegerField())
     reservation_map = serializers.DictField(
-        child=serializers.IntegerField(), help_text="product_id → reservation id"
+        child=serializers.IntegerField(),
+        help_text="product_id → the first of its line's reservations, in allocation order",
+    )
+    allocations = AllocationSerializer(
+        many=True, help_text="Where each line is held: one entry per line and warehouse"
     )
     reservation_expires_at = serializers.DateTimeField(allow_null=True)
     checkout_started_at = serializers.DateTimeField(allow_null=True)
@@ -109,6 +130,13 @@ class CheckoutApi(APIView):
         class Meta:
             ref_name = "CheckoutUpdate"
 
+        email = serializers.EmailField(
+            required=False,
+            allow_blank=True,
+            max_length=254,
+            help_text="Optional; copied to the order, which it later finds with the number "
+            "(`POST orders/lookup/`). An empty string clears it.",
+        )
         shipping_address = AddressSerializer(required=False, allow_null=True)
         billing_address = AddressSerializer(required=False, allow_null=True)
         payment_method = serializers.CharField(

@@ -5,7 +5,9 @@
 1. **prepare** — one short transaction under the Cart lock: replay an ``Idempotency-Key``
    that already produced an order, refuse a key reused with another request, detect a
    payment of this cart already in flight (or captured without an order), check the
-   cart (status, expiry, items, address and payment method), make sure a pending
+   cart (status, expiry, items, address and payment method), refuse with 503
+   ``PAYMENT_UNAVAILABLE`` while the gateway's circuit breaker is open (nothing written,
+   the holds kept as they are; ``payments.breaker``), make sure a pending
    reservation covers every line (re-reserving lines whose reservation lapsed; short →
    ``INSUFFICIENT_STOCK``, reservations released, cart back to ``active``), extend the
    reservations to ``CHECKOUT_PAYMENT_TTL_SECONDS``, record the key and create the
@@ -25,9 +27,17 @@
 A second confirm that finds a payment in flight polls it for up to
 ``CHECKOUT_CONFIRM_WAIT_SECONDS``: it then answers with the same order (200), the same
 payment error, or — if the first is still running — 409 ``INVALID_CART_STATUS``
-(``details.status`` ``"checkout"``, "Confirmation in progress"). One that finds the
-payment captured without an order writes the order itself (201, never a second payment;
-202 again if it still cannot, or if the payment is flagged for staff).
+(``details.status`` ``"checkout"``, "Confirmation in progress", with
+``details.retry_after_seconds`` and ``Retry-After``: when the payment will count as
+interrupted). One that finds the payment captured without an order writes the order
+itself (201, never a second payment; 202 again if it still cannot, or if the payment is
+flagged for staff). One that finds a payment left in flight past
+``PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS`` (its confirm was interrupted) resolves it with the
+gateway first (``checkout.resolve``): captured → its order (201); otherwise it goes on
+to pay for the cart as it is now; a gateway that cannot say → 504 ``PAYMENT_TIMEOUT``,
+items released, the payment flagged for staff.
+The gateway part (step 2) runs within ``PAYMENT_DEADLINE_SECONDS``
+(``payments.gateway.payment_deadline``).
 At most one order per cart is also guaranteed by the unique ``Order.cart``.
 
 This module is the orchestrator and step 1; the other steps live in modules of their
@@ -49,15 +59,23 @@ from django.utils import timezone
 from carts.errors import CartEmpty, InvalidCartStatus
 from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
-from checkout.errors import CheckoutExpired, MissingCheckoutData
+from checkout.errors import (
+    CheckoutExpired,
+    MissingCheckoutData,
+    PaymentInFlight,
+    PaymentTimeout,
+    PaymentUnavailable,
+)
 from checkout.finalize import ConfirmResult, cart_lines, cart_total, write_order
 from checkout.holds import ensure_live_holds
 from checkout.idempotency import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
+    bind_idempotency_key,
     idempotency_key_of,
     record_idempotency_key,
 )
 from checkout.payment_flow import await_in_flight, pay
+from checkout.resolve import is_stale, resolve_stale_payment
 from checkout.services import abandon_checkout, return_to_active
 from core import metrics
 from core.errors import ApplicationError
@@ -65,12 +83,20 @@ from inventory import services as inventory
 from inventory.errors import InsufficientStock
 from inventory.models import ReleaseReason
 from orders.models import Order
-from payments.gateway import PaymentGateway, get_gateway
+from payments import breaker as payment_breaker
+from payments.gateway import PaymentGateway, get_gateway, payment_deadline
 from payments.models import Payment, PaymentStatus
 
 
 @dataclass(frozen=True)
 class _InFlight:
+    payment_id: UUID
+
+
+@dataclass(frozen=True)
+class _Interrupted:
+    """A payment of the cart left in flight past ``PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS``."""
+
     payment_id: UUID
 
 
@@ -87,6 +113,8 @@ def confirm_checkout(
     Raises ``INVALID_CART_STATUS`` (409), ``CHECKOUT_EXPIRED`` (410, after cleanup),
     ``CART_EMPTY``/``MISSING_CHECKOUT_DATA``/``INSUFFICIENT_STOCK`` (400),
     ``PAYMENT_DECLINED``/``PAYMENT_CAPTURE_FAILED`` (402), ``PAYMENT_TIMEOUT`` (504),
+    ``PAYMENT_UNAVAILABLE`` (503, the gateway's circuit breaker is open: nothing charged,
+    the cart still in checkout with its holds),
     ``IDEMPOTENCY_CONFLICT`` (409); ``CART_NOT_FOUND`` (404) if ``authorize`` refuses the
     locked cart.
     """
@@ -101,6 +129,38 @@ def confirm_checkout(
         actor=actor,
         authorize=authorize,
     )
+    if isinstance(prepared, _Interrupted):
+        # An earlier confirm died mid-payment: ask the gateway what became of it first
+        # (no lock held), then go on as the shopper asked — never paying twice.
+        resolution = resolve_stale_payment(
+            payment_id=prepared.payment_id, actor=actor, keep_checkout=True
+        )
+        if resolution.result is not None:
+            if resolution.result.order is not None and idempotency_key:
+                _bind_key(
+                    cart_id=cart_id,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    order=resolution.result.order,
+                )
+            return resolution.result
+        if resolution.outcome == "deferred":
+            raise PaymentUnavailable(resolution.retry_after)
+        if resolution.outcome == "unknown":
+            raise PaymentTimeout(
+                "Your earlier payment could not be checked with the provider; your items "
+                "were released and staff will verify the payment. Nothing more was charged."
+            )
+        prepared = _prepare(
+            cart_id=cart_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            gateway=gateway,
+            actor=actor,
+            authorize=authorize,
+        )
+        if isinstance(prepared, _Interrupted):  # pragma: no cover - resolved just above
+            raise PaymentInFlight(1)
     if isinstance(prepared, _InFlight):
         prepared = await_in_flight(payment_id=prepared.payment_id)
     if isinstance(prepared, ConfirmResult):
@@ -112,8 +172,18 @@ def confirm_checkout(
         return prepared
 
     payment = prepared
-    pay(payment=payment, gateway=gateway, actor=actor)
+    with payment_deadline():
+        pay(payment=payment, gateway=gateway, actor=actor)
     return write_order(cart_id=cart_id, payment=payment, actor=actor)
+
+
+def _bind_key(*, cart_id: UUID, key: str, fingerprint: str, order: Order) -> None:
+    """The key of the confirm that finished an interrupted payment replays its order."""
+    with transaction.atomic():
+        cart = lock_cart(cart_id)
+        if idempotency_key_of(cart=cart, key=key, fingerprint=fingerprint) is None:
+            record_idempotency_key(cart=cart, key=key, fingerprint=fingerprint)
+        bind_idempotency_key(cart=cart, key=key, order=order)
 
 
 # --- 1. prepare ---------------------------------------------------------------------
@@ -127,7 +197,7 @@ def _prepare(
     gateway: PaymentGateway,
     actor: str,
     authorize: CartCheck | None,
-) -> Payment | ConfirmResult | _InFlight:
+) -> Payment | ConfirmResult | _InFlight | _Interrupted:
     # Failures that must commit their cleanup first (expiry, stock) are raised after the
     # transaction; the others roll back a transaction that wrote nothing.
     failure: ApplicationError
@@ -139,15 +209,23 @@ def _prepare(
             return ConfirmResult(order=order, payment=None)
 
         now = timezone.now()
-        unfinished = list(
-            Payment.objects.holding_cart(now=now).filter(cart=cart).order_by("-created_at")
+        # One query: the payments holding the cart, and any left in flight by an
+        # interrupted confirm (past PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS).
+        candidates = list(
+            (Payment.objects.holding_cart(now=now) | Payment.objects.stale_in_flight(now=now))
+            .filter(cart=cart)
+            .order_by("-created_at")
         )
+        interrupted = [p for p in candidates if is_stale(p, now=now)]
+        unfinished = [p for p in candidates if not is_stale(p, now=now)]
         captured = next((p for p in unfinished if p.status == PaymentStatus.CAPTURED), None)
         if captured is not None:
             # Paid already: never pay twice; the order is being finalised.
             return ConfirmResult(order=None, payment=captured)
         if unfinished:
             return _InFlight(payment_id=unfinished[0].id)
+        if interrupted:
+            return _Interrupted(payment_id=interrupted[-1].id)
 
         items = cart_lines(cart.id)
         if not items:
@@ -172,6 +250,11 @@ def _prepare(
             ]
             if missing:
                 raise MissingCheckoutData(missing)
+            # Before the holds are extended to the payment TTL: while the gateway's circuit
+            # breaker is open nothing is written and the cart keeps its holds as they are.
+            retry_after = payment_breaker.retry_after_seconds()
+            if retry_after:
+                raise PaymentUnavailable(retry_after)
             try:
                 expires_at = _secure_stock(cart=cart, items=items, actor=actor)
             except InsufficientStock as exc:

@@ -74,14 +74,24 @@ class CheckoutConfirmApi(APIView):
             "`IDEMPOTENCY_CONFLICT`. A second confirm while the first is paying waits for "
             "it (a few seconds) and answers 200 with the same order (or the same payment "
             "error); if the first is still running it answers 409 `INVALID_CART_STATUS` "
-            'with `details.status` `checkout` and the message "Confirmation in progress". '
+            'with `details.status` `checkout` and the message "Confirmation in progress", '
+            "`details.retry_after_seconds` and a `Retry-After` header: after at most "
+            "PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS the same request asks the gateway what became "
+            "of an interrupted payment and finishes (the order if it was captured; else it "
+            "is voided and this confirm pays). The gateway part of a confirm ends within "
+            "PAYMENT_DEADLINE_SECONDS (then 504, authorization voided, holds released). "
             "A key whose request failed is not consumed: the shopper may fix the problem "
             "and confirm again with it.\n\n"
             "If the payment was captured but the order could not be written, the answer "
             'is 202 `{status: "processing", cart_id, payment_id}`: the payment is kept '
             "and confirming again writes the order and answers 201 with it (202 again "
             "while it still cannot be written); reconciliation finishes it otherwise, or "
-            "alerts staff. Never a second payment."
+            "alerts staff. Never a second payment.\n\n"
+            "While the payment gateway's circuit breaker is open (repeated gateway failures "
+            "or timeouts, shared by every worker) the confirm is refused at once with 503 "
+            "`PAYMENT_UNAVAILABLE` and `Retry-After`, before any gateway call and before "
+            "the reservations are extended: nothing is charged and the cart stays in "
+            "checkout with its holds."
         ),
         request=None,
         parameters=[
@@ -131,6 +141,13 @@ class CheckoutConfirmApi(APIView):
                     "in progress) or IDEMPOTENCY_CONFLICT",
                 ),
                 (410, "CHECKOUT_EXPIRED: the reservations lapsed; the cart is now abandoned"),
+                (
+                    503,
+                    "PAYMENT_UNAVAILABLE: the payment gateway's circuit breaker is open; "
+                    "refused before any gateway call: nothing charged, the cart stays in "
+                    "checkout with its holds (which lapse by their own TTL). `Retry-After` "
+                    "(and details.retry_after_seconds) says when to try again",
+                ),
                 (
                     504,
                     "PAYMENT_TIMEOUT: the gateway did not answer after retries; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from carts.errors import InvalidCartStatus
+from carts.models import CartStatus
 from core.errors import ApplicationError
 
 
@@ -39,7 +41,41 @@ class PaymentTimeout(ApplicationError):
     message = "The payment provider did not answer in time"
 
 
+class PaymentUnavailable(ApplicationError):
+    """The gateway's circuit breaker is open: refused before any gateway call and before
+    the holds were extended; nothing charged, the cart stays in checkout."""
+
+    code = "PAYMENT_UNAVAILABLE"
+    status_code = 503
+    message = "Payments are unavailable at the moment; nothing was charged"
+
+    def __init__(self, retry_after_seconds: int, message: str | None = None):
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+        super().__init__(message, details={"retry_after_seconds": self.retry_after_seconds})
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class IdempotencyConflict(ApplicationError):
     code = "IDEMPOTENCY_CONFLICT"
     status_code = 409
     message = "This Idempotency-Key was used with a different request"
+
+
+class PaymentInFlight(InvalidCartStatus):
+    """A confirm found the cart's own payment still in flight (API.md v1.1): 409
+    ``INVALID_CART_STATUS`` with ``details.status`` ``checkout`` and
+    ``details.retry_after_seconds`` (and ``Retry-After``): when the payment counts as
+    interrupted, the same request resolves it with the gateway and finishes."""
+
+    def __init__(self, retry_after_seconds: int, message: str | None = None):
+        super().__init__(
+            CartStatus.CHECKOUT,
+            message or "Confirmation in progress",
+        )
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+        self.details["retry_after_seconds"] = self.retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

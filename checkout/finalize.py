@@ -168,7 +168,8 @@ def _finalize(*, cart_id: UUID, payment_id: UUID, actor: str) -> tuple[Order, bo
             lines=[
                 orders.OrderLine(
                     product_id=item.product_id,
-                    warehouse_id=item.warehouse_id,
+                    # The item's warehouse is its first allocation's (API.md v1.1).
+                    warehouse_id=holds.by_line[item.id][0].warehouse_id,
                     sku=item.product.sku,
                     name=item.product.name,
                     quantity=item.quantity,

@@ -1,4 +1,5 @@
-"""Live holds: every line of a cart holds a pending reservation (SPEC §3, §4, §7).
+"""Live holds: every line of a cart is held by pending reservations, one per warehouse the
+line is allocated to (SPEC §3, §4, §7, §14).
 
 The one place that states "every line has a live hold". Checkout start, confirm (before
 the payment) and order finalization (after it, also from reconciliation) all go through
@@ -9,6 +10,7 @@ again through :func:`hold_order_lines`, which the orders app calls through its h
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,26 +31,41 @@ LAPSING_MARGIN = timedelta(seconds=2)
 
 
 class Line(Protocol):
-    """A line to hold: a cart line or an order item."""
+    """A line to hold: a cart line or an order item. ``warehouse_id`` is the warehouse the
+    line is pinned to, or None when any active warehouse may serve it."""
 
     id: int
     product_id: UUID
-    warehouse_id: int
+    warehouse_id: int | None
     quantity: int
 
 
 @dataclass
 class LiveHolds:
-    """The pending reservation of every line (by line id); ``fresh`` are the ones made
-    by this call (expiring ``ttl_seconds`` from then), the others were there already."""
+    """The pending reservations of every line (by line id; one per warehouse the line is
+    allocated to, in allocation order); ``fresh`` are the ones made by this call (expiring
+    ``ttl_seconds`` from then), the others were there already."""
 
-    by_line: dict[int, Reservation] = field(default_factory=dict)
+    by_line: dict[int, list[Reservation]] = field(default_factory=dict)
     fresh: list[Reservation] = field(default_factory=list)
 
     @property
     def kept(self) -> list[Reservation]:
         fresh_ids = {r.id for r in self.fresh}
-        return [r for r in self.by_line.values() if r.id not in fresh_ids]
+        return [r for held in self.by_line.values() for r in held if r.id not in fresh_ids]
+
+    @property
+    def all(self) -> list[Reservation]:
+        return [r for held in self.by_line.values() for r in held]
+
+
+def _fits(item: Line, held: list[Reservation]) -> bool:
+    """Whether a line's pending reservations hold exactly the line: its quantity in all,
+    each in the line's warehouse if it is pinned (an unpinned line's holds may be in any
+    warehouse, also one deactivated since: existing holds run their course)."""
+    return sum(r.quantity for r in held) == item.quantity and all(
+        item.warehouse_id is None or r.warehouse_id == item.warehouse_id for r in held
+    )
 
 
 def ensure_live_holds(
@@ -61,67 +78,65 @@ def ensure_live_holds(
     pending: Sequence[Reservation] | None = None,
     release_unmatched: bool = True,
 ) -> LiveHolds:
-    """Makes sure every line of ``items`` holds a pending reservation of the cart with
-    the same product, warehouse and quantity, and returns them per line.
+    """Makes sure every line of ``items`` is held by pending reservations of the cart that
+    together hold the line's quantity of its product (in its warehouse if it is pinned,
+    else in whichever warehouses the allocation chose: one reservation per line and
+    warehouse), and returns them per line.
 
-    A pending reservation of the cart that fits a line is kept as it is; one that has
-    lapsed (or lapses within ``LAPSING_MARGIN``) is kept only with ``lapsed_ok`` (until
-    someone expires it, it still holds its stock and can be confirmed, but it cannot be
-    extended), else it is expired (or released if not yet lapsed). Reservations that fit
-    no line are released (``item_removed``; with ``release_unmatched`` off they are left
-    alone); lines without a reservation are reserved for ``ttl_seconds``. All or nothing:
-    if stock is short, :class:`InsufficientStock` lists every short line and nothing is
-    reserved. ``pending`` is the cart's pending reservations if the caller has them
-    (saves a query).
+    A cart (and an order) has one line per product, so the line's reservations are the
+    cart's pending reservations of its product. Reservations that hold the line exactly
+    are kept as they are; if any of them has lapsed (or lapses within
+    ``LAPSING_MARGIN``) they are kept only with ``lapsed_ok`` (until someone expires it,
+    a lapsed hold still holds its stock and can be confirmed, but it cannot be extended).
+    Otherwise the line's reservations end (lapsed ones expire, the others are released,
+    ``item_removed``) and the line is allocated afresh for ``ttl_seconds``. Reservations
+    of no line are released too (with ``release_unmatched`` off they are left alone). All
+    or nothing: if stock is short, :class:`InsufficientStock` lists every short line and
+    nothing is reserved. ``pending`` is the cart's pending reservations if the caller has
+    them (saves a query).
 
     The caller holds the Cart lock (or, for a completed cart, the Order lock). Locks:
-    when reservations are ended and others made, all stock rows involved are locked
+    when reservations are ended and others made, every stock row involved (the ended
+    reservations' rows and every candidate row of the lines to allocate) is locked
     first, in one ascending-pk query, so the several service calls keep the lock order;
-    otherwise the one service call locks them. Queries: constant in the number of lines.
+    otherwise the one service call locks them. Queries: constant in the number of lines
+    and warehouses.
     """
     if pending is None:
         pending = pending_reservations(cart_id=cart_id)
     now = timezone.now()
-    wanted = {(item.product_id, item.warehouse_id) for item in items}
-    by_pair: dict[tuple[UUID, int], Reservation] = {}
-    stale: list[Reservation] = []
-    lapsing: list[Reservation] = []
+    by_product: dict[UUID, list[Reservation]] = defaultdict(list)
     for r in pending:
-        pair = (r.product_id, r.warehouse_id)
-        if not release_unmatched and pair not in wanted:
-            continue
-        if pair in by_pair:
-            stale.append(r)
-        elif r.expires_at <= now + LAPSING_MARGIN and not lapsed_ok:
-            lapsing.append(r)
-        else:
-            by_pair[pair] = r
+        by_product[r.product_id].append(r)
     holds = LiveHolds()
+    ending: list[Reservation] = []
     unreserved: list[Line] = []
     for item in items:
-        r = by_pair.pop((item.product_id, item.warehouse_id), None)
-        if r is not None and r.quantity == item.quantity:
-            holds.by_line[item.id] = r
+        held = by_product.pop(item.product_id, [])
+        lapsing = any(r.expires_at <= now + LAPSING_MARGIN for r in held)
+        if held and _fits(item, held) and (lapsed_ok or not lapsing):
+            holds.by_line[item.id] = held
         else:
-            if r is not None:
-                stale.append(r)
+            ending.extend(held)
             unreserved.append(item)
-    stale.extend(by_pair.values())
-    if not (stale or lapsing or unreserved):
+    if release_unmatched:
+        ending.extend(r for held in by_product.values() for r in held)
+    if not (ending or unreserved):
         return holds
 
-    if stale or lapsing:
-        pairs = wanted | {(r.product_id, r.warehouse_id) for r in (*stale, *lapsing)}
-        inventory_locks.lock_stock_levels_for(pairs)
+    if ending:
+        inventory_locks.lock_allocation_candidates(
+            pinned={(r.product_id, r.warehouse_id) for r in ending}
+            | {(i.product_id, i.warehouse_id) for i in unreserved if i.warehouse_id is not None},
+            unpinned={i.product_id for i in unreserved if i.warehouse_id is None},
+        )
         now = timezone.now()
-        lapsed = [r.id for r in lapsing if r.expires_at <= now]
-        ending = [r.id for r in stale] + [r.id for r in lapsing if r.expires_at > now]
+        lapsed = [r.id for r in ending if r.expires_at <= now]
+        live = [r.id for r in ending if r.expires_at > now]
         if lapsed:
             inventory.expire(reservation_ids=lapsed, actor=actor)
-        if ending:
-            inventory.release(
-                reservation_ids=ending, reason=ReleaseReason.ITEM_REMOVED, actor=actor
-            )
+        if live:
+            inventory.release(reservation_ids=live, reason=ReleaseReason.ITEM_REMOVED, actor=actor)
     if unreserved:
         holds.fresh = inventory.reserve(
             lines=[
@@ -132,17 +147,21 @@ def ensure_live_holds(
             cart_id=cart_id,
             actor=actor,
         )
-        fresh_by_pair = {(r.product_id, r.warehouse_id): r for r in holds.fresh}
+        fresh_by_product: dict[UUID, list[Reservation]] = defaultdict(list)
+        for r in holds.fresh:
+            fresh_by_product[r.product_id].append(r)
         for item in unreserved:
-            holds.by_line[item.id] = fresh_by_pair[(item.product_id, item.warehouse_id)]
+            holds.by_line[item.id] = fresh_by_product[item.product_id]
     return holds
 
 
-def hold_order_lines(*, cart_id: UUID, items: Sequence[Line], actor: str) -> dict[int, Reservation]:
-    """Holds the given lines of an order written already (their reservation was lost):
+def hold_order_lines(
+    *, cart_id: UUID, items: Sequence[Line], actor: str
+) -> dict[int, list[Reservation]]:
+    """Holds the given lines of an order written already (their reservations were lost):
     the cart's pending reservations of those lines are used, the missing quantity is
     reserved (``CHECKOUT_PAYMENT_TTL_SECONDS``), all or nothing; other pending
-    reservations of the cart are left alone. Returns the reservation per item id.
+    reservations of the cart are left alone. Returns the reservations per item id.
     Registered with ``orders.services.register_line_holder`` (``checkout.apps``)."""
     return ensure_live_holds(
         cart_id=cart_id,

@@ -18,22 +18,30 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from carts.errors import InvalidCartStatus
 from carts.locks import lock_cart
-from carts.models import CartStatus
-from checkout.errors import PaymentCaptureFailed, PaymentDeclined, PaymentTimeout
+from checkout.errors import (
+    PaymentCaptureFailed,
+    PaymentDeclined,
+    PaymentInFlight,
+    PaymentTimeout,
+    PaymentUnavailable,
+)
 from checkout.finalize import ORDER_NOT_WRITTEN, ConfirmResult
+from checkout.resolve import retry_after_seconds
 from checkout.services import return_to_active
 from core import metrics
 from core.errors import ApplicationError
 from inventory.models import ReleaseReason
+from payments import breaker as payment_breaker
 from payments.gateway import (
     GatewayDeclined,
     GatewayError,
     GatewayTimeout,
+    GatewayUnavailable,
     PaymentGateway,
     PaymentRequest,
     call_with_retries,
+    void_reserve,
 )
 from payments.models import Payment, PaymentStatus
 
@@ -57,11 +65,21 @@ def pay(*, payment: Payment, gateway: PaymentGateway, actor: str) -> None:
     )
     attempts = 0
     try:
-        authorization_id, tries = call_with_retries(lambda: gateway.authorize(request))
+        authorization_id, tries = call_with_retries(
+            lambda: gateway.authorize(request), reserve=void_reserve()
+        )
         attempts += tries
     except GatewayError as exc:
         attempts += exc.attempts
-        timed_out = isinstance(exc, GatewayTimeout)
+        if isinstance(exc, GatewayUnavailable) and exc.attempts == 1:
+            _refused(payment=payment, gateway_error=exc, actor=actor)
+        # A breaker that opened between tries: the gateway did not answer in time.
+        timed_out = isinstance(exc, (GatewayTimeout, GatewayUnavailable))
+        # The provider may have authorized a request whose answer never came: void
+        # whatever it holds under this payment's reference (within the deadline).
+        voided = not isinstance(exc, GatewayTimeout) or _void(
+            gateway=gateway, request=request, authorization_id=""
+        )
         _fail(
             payment=payment,
             error=PaymentTimeout() if timed_out else PaymentDeclined(),
@@ -70,6 +88,10 @@ def pay(*, payment: Payment, gateway: PaymentGateway, actor: str) -> None:
             attempts=attempts,
             outcome=_outcome(exc, otherwise="declined"),
             actor=actor,
+            attention=None
+            if voided
+            else "The authorization timed out and could not be voided; check the payment "
+            "at the provider and void it.",
         )
     now = timezone.now()
     payment.status = PaymentStatus.AUTHORIZED
@@ -82,12 +104,13 @@ def pay(*, payment: Payment, gateway: PaymentGateway, actor: str) -> None:
 
     try:
         capture_id, tries = call_with_retries(
-            lambda: gateway.capture(request, authorization_id=authorization_id)
+            lambda: gateway.capture(request, authorization_id=authorization_id),
+            reserve=void_reserve(),
         )
         attempts += tries
     except GatewayError as exc:
         attempts += exc.attempts
-        timed_out = isinstance(exc, GatewayTimeout)
+        timed_out = isinstance(exc, (GatewayTimeout, GatewayUnavailable))
         voided = _void(gateway=gateway, request=request, authorization_id=authorization_id)
         _fail(
             payment=payment,
@@ -124,11 +147,38 @@ def pay(*, payment: Payment, gateway: PaymentGateway, actor: str) -> None:
 def _outcome(exc: GatewayError, *, otherwise: str) -> str:
     """The ``payments_total`` label of a failed step: a timeout, an answer of the
     provider (``otherwise``), or an error of the gateway itself."""
-    if isinstance(exc, GatewayTimeout):
+    if isinstance(exc, (GatewayTimeout, GatewayUnavailable)):
         return "timeout"
     if isinstance(exc, GatewayDeclined):
         return otherwise
     return "error"
+
+
+def _refused(*, payment: Payment, gateway_error: GatewayUnavailable, actor: str) -> NoReturn:
+    """The gateway's circuit breaker opened between the confirm's own check and its first
+    gateway call (another worker tripped it): nothing was sent to the provider. The
+    payment is recorded as failed with ``PAYMENT_UNAVAILABLE`` and, as when the confirm's
+    check refuses, the cart stays in checkout with its holds (already extended to the
+    payment TTL here); the shopper confirms again once the breaker lets calls through."""
+    error = PaymentUnavailable(gateway_error.retry_after)
+    payment.status = PaymentStatus.FAILED
+    payment.error_code = error.code
+    payment.error_message = gateway_error.message[:2000]
+    payment.attempts = 0
+    payment.save(update_fields=["status", "error_code", "error_message", "attempts", "updated_at"])
+    metrics.payments_total.labels(outcome="unavailable").inc()
+    logger.warning(
+        "payment.refused",
+        extra={
+            "event": "payment.refused",
+            "cart_id": str(payment.cart_id),
+            "payment_id": str(payment.id),
+            "code": error.code,
+            "retry_after_seconds": error.retry_after_seconds,
+            "actor": actor,
+        },
+    )
+    raise error
 
 
 def _void(*, gateway: PaymentGateway, request: PaymentRequest, authorization_id: str) -> bool:
@@ -205,7 +255,9 @@ def await_in_flight(*, payment_id: UUID) -> ConfirmResult:
         if payment.status == PaymentStatus.CAPTURED and payment.error_code == ORDER_NOT_WRITTEN:
             return ConfirmResult(order=None, payment=payment)
         if payment.status in (PaymentStatus.FAILED, PaymentStatus.VOIDED):
+            if payment.error_code == PaymentUnavailable.code:
+                raise PaymentUnavailable(payment_breaker.retry_after_seconds())
             raise _PAYMENT_ERRORS.get(payment.error_code, PaymentDeclined)()
         if time.monotonic() >= deadline:
-            raise InvalidCartStatus(CartStatus.CHECKOUT, "Confirmation in progress")
+            raise PaymentInFlight(retry_after_seconds(payment))
         time.sleep(POLL_INTERVAL_SECONDS)

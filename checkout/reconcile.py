@@ -4,8 +4,10 @@ A payment ``captured`` without an order means the order could not be written rig
 after the capture (the confirm answered 202). :func:`reconcile_captured_payments` writes
 the order from the cart (its reservations if still pending, or stock reserved again) or,
 if that cannot be done, flags the Payment for staff (``needs_attention`` with
-``attention_reason``, visible in the admin). It also flags payments left ``pending`` or
-``authorized`` by a confirm that was interrupted (the provider must be checked by hand).
+``attention_reason``, visible in the admin). It also resolves payments left ``pending``
+or ``authorized`` past ``PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS`` by an interrupted confirm,
+from the gateway's answer (``checkout.resolve``), and retries the refunds of cancelled
+orders that are due (``payments.refunds``); no lock is held during those gateway calls.
 
 Safe on many workers at once: carts and payments are taken with ``SKIP LOCKED`` (a
 shopper's confirm still writing its order holds the Cart row, so it is skipped), and a
@@ -22,8 +24,10 @@ from django.utils import timezone
 
 from checkout import locks
 from checkout.finalize import finalize_order
+from checkout.resolve import resolve_stale_payments
 from payments import locks as payment_locks
 from payments.models import Payment
+from payments.refunds import retry_due_refunds
 
 logger = logging.getLogger("checkout.reconcile")
 
@@ -34,7 +38,7 @@ ACTOR = "reconcile"
 def reconcile_captured_payments(*, batch_size: int) -> int:
     """Handles one batch: at most ``batch_size`` carts with captured payments without an
     order (each payment gets its order or is flagged), plus at most ``batch_size``
-    interrupted in-flight payments (flagged). Returns how many payments it handled; 0
+    interrupted in-flight payments (resolved) and ``batch_size`` due refunds (attempted). Returns how many payments it handled; 0
     means nothing is left that another worker is not already handling.
 
     Locks: Cart rows (``SKIP LOCKED``, ascending pk), then their Payment rows (``SKIP
@@ -72,13 +76,11 @@ def reconcile_captured_payments(*, batch_size: int) -> int:
                 )
             handled += 1
 
-        for payment in payment_locks.lock_stale_in_flight_payments(now=now, limit=batch_size):
-            _flag(
-                payment,
-                f"The confirm was interrupted with the payment {payment.status}; check the "
-                "payment at the provider (it may have been captured) and void or refund it.",
-            )
-            handled += 1
+    # Gateway calls, so after the transaction above and without any lock held: payments
+    # left in flight by an interrupted confirm are resolved from the gateway's answer,
+    # and refunds that are due are attempted again.
+    handled += resolve_stale_payments(batch_size=batch_size, actor=ACTOR)
+    handled += retry_due_refunds(batch_size=batch_size, actor=ACTOR)
     return handled
 
 

@@ -36,6 +36,10 @@ class CheckoutState:
         return self.cart.current_step
 
     @property
+    def email(self) -> str:
+        return self.cart.email
+
+    @property
     def shipping_address(self) -> dict[str, Any] | None:
         return self.cart.shipping_address
 
@@ -57,7 +61,33 @@ class CheckoutState:
 
     @property
     def reservation_map(self) -> dict[str, int]:
-        return {str(r.product_id): r.id for r in self.reservations}
+        """Each product's first reservation in allocation order (a split line has one
+        per warehouse; all of them are in ``reservation_ids`` and ``allocations``)."""
+        first: dict[str, int] = {}
+        for r in self.reservations:
+            first.setdefault(str(r.product_id), r.id)
+        return first
+
+    @property
+    def allocations(self) -> list[dict[str, Any]]:
+        """Where each line is held: one entry per line and warehouse, in line order, a
+        line's own in allocation order (the order the reservations were made)."""
+        by_product: dict[UUID, list[Reservation]] = {}
+        for r in self.reservations:
+            by_product.setdefault(r.product_id, []).append(r)
+        return [
+            {
+                "item_id": item.id,
+                "product_id": item.product_id,
+                "sku": item.product.sku,
+                "warehouse": r.warehouse.code,
+                "quantity": r.quantity,
+                "reservation_id": r.id,
+                "strategy": r.allocation_strategy,
+            }
+            for item in self.cart.items.all()
+            for r in by_product.get(item.product_id, [])
+        ]
 
     @property
     def reservation_expires_at(self) -> datetime | None:
@@ -102,6 +132,10 @@ def checkout_state(*, cart: Cart) -> CheckoutState:
         with_items(cart)
     return CheckoutState(
         cart=cart,
-        reservations=pending_reservations(cart_id=cart.id),
+        reservations=list(
+            Reservation.objects.filter(cart_id=cart.id, status=ReservationStatus.PENDING)
+            .select_related("warehouse")
+            .order_by("id")
+        ),
         warnings=low_stock_warnings(cart_line_stock(cart=cart)),
     )

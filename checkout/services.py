@@ -37,11 +37,11 @@ from checkout.selectors import pending_reservations
 from core import metrics
 from inventory import services as inventory
 from inventory.errors import InsufficientStock
-from inventory.models import ReleaseReason, Reservation
-from inventory.services import ReservationLine
+from inventory.models import ReleaseReason
 
 STARTABLE_STATUSES = frozenset({CartStatus.ACTIVE, CartStatus.ABANDONED})
 UPDATABLE_FIELDS = (
+    "email",
     "shipping_address",
     "billing_address",
     "payment_method",
@@ -144,7 +144,7 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
         except InsufficientStock:
             _count_validation(False)
             raise
-        expires_at = min(r.expires_at for r in holds.by_line.values())
+        expires_at = min(r.expires_at for r in holds.all)
     else:
         short = [line for line in cart_line_stock(cart=cart) if not line.ok]
         if short:
@@ -155,7 +155,7 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
                     {
                         "product_id": str(line.item.product_id),
                         "sku": line.item.product.sku,
-                        "warehouse": line.item.warehouse.code,
+                        "warehouse": line.item.warehouse.code if line.item.warehouse else None,
                         "available": line.available,
                         "requested": line.requested,
                     }
@@ -213,36 +213,24 @@ def get_checkout(*, cart: Cart, actor: str) -> Cart:
 
 
 def _extend_locked(cart: Cart, *, now: datetime, actor: str) -> None:
-    """Re-validates and extends the checkout of a locked cart: lines whose reservation is
-    gone (released by staff, or lapsed and reclaimed) are reserved again (or
-    :class:`InsufficientStock`), then every pending reservation of the cart expires at
-    ``now + CHECKOUT_EXTENSION_TTL_SECONDS``."""
+    """Re-validates and extends the checkout of a locked cart: lines whose reservations
+    are gone or no longer hold them (released by staff, or lapsed and reclaimed) are
+    allocated again (or :class:`InsufficientStock`), then every reservation of every line,
+    in every warehouse it is held in, expires at ``now + CHECKOUT_EXTENSION_TTL_SECONDS``."""
     items = _load_items(cart)
-    held = pending_reservations(cart_id=cart.id)
-    inventory.expire(reservation_ids=[r.id for r in held if r.expires_at <= now], actor=actor)
-    live: list[Reservation] = [r for r in held if r.expires_at > now]
-    covered = {(r.product_id, r.warehouse_id) for r in live}
-    missing = [
-        ReservationLine(
-            product_id=item.product_id, warehouse_id=item.warehouse_id, quantity=item.quantity
+    try:
+        holds = ensure_live_holds(
+            cart_id=cart.id,
+            items=items,
+            ttl_seconds=settings.CHECKOUT_EXTENSION_TTL_SECONDS,
+            actor=actor,
         )
-        for item in items
-        if (item.product_id, item.warehouse_id) not in covered
-    ]
-    if missing:
-        try:
-            live += inventory.reserve(
-                lines=missing,
-                ttl_seconds=settings.CHECKOUT_EXTENSION_TTL_SECONDS,
-                cart_id=cart.id,
-                actor=actor,
-            )
-        except InsufficientStock:
-            _count_validation(False)
-            raise
+    except InsufficientStock:
+        _count_validation(False)
+        raise
     _count_validation(True)
     expires_at = now + timedelta(seconds=settings.CHECKOUT_EXTENSION_TTL_SECONDS)
-    inventory.extend(reservation_ids=[r.id for r in live], expires_at=expires_at, actor=actor)
+    inventory.extend(reservation_ids=[r.id for r in holds.all], expires_at=expires_at, actor=actor)
     cart.expires_at = expires_at
     cart.extensions_used += 1
 

@@ -5,7 +5,16 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# The worker timeout is GUNICORN_TIMEOUT as read and checked by the settings (which refuse
+# a PAYMENT_DEADLINE_SECONDS that does not fit inside it): importing them here stops
+# gunicorn at start-up on such settings, before any worker boots.
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from config.settings import GUNICORN_TIMEOUT  # noqa: E402
+
+timeout = GUNICORN_TIMEOUT
 graceful_timeout = 20
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))

@@ -7,6 +7,8 @@ variable, so a typo in production never runs with a silently different behaviour
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
 import environ
@@ -53,7 +55,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django_prometheus",
-    "django.contrib.admin",
+    # Django's admin with the shop's overview as its index (ops.admin_site).
+    "ops.admin_site.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,7 +66,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets served by the project, no CDN
     "django_celery_beat",
+    "import_export",
     # The project's apps, bottom layer first (see README "Architecture").
     "core",
     "inventory",
@@ -151,6 +156,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second everywhere (holds last minutes): config/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
@@ -175,7 +182,27 @@ if _bool("SECURE_PROXY_SSL_HEADER", False):
 # --- REST framework and OpenAPI ---------------------------------------------------
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="")
 API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="")
-_throttle_rates = {"anon": API_THROTTLE_ANON or None, "user": API_THROTTLE_USER or None}
+# ``POST orders/lookup/`` (number + email) is open to anyone: its own scoped rate per client
+# address (or user), counted in the cache's Redis, limits guessing.
+ORDER_LOOKUP_THROTTLE = env.str("ORDER_LOOKUP_THROTTLE", default="10/min").strip()
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", ORDER_LOOKUP_THROTTLE):
+    raise ImproperlyConfigured(
+        "ORDER_LOOKUP_THROTTLE must be a rate such as 10/min (a count, then /s, /min, /hour "
+        f"or /day), got {ORDER_LOOKUP_THROTTLE!r}"
+    )
+# How long the token that ``POST orders/lookup/`` answers keeps reading the order.
+ORDER_LOOKUP_TOKEN_MAX_AGE_SECONDS = _int(
+    "ORDER_LOOKUP_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600, minimum=60
+)
+# Reverse proxies in front of the app that append to X-Forwarded-For: the throttles take
+# the client address from that header only then (0: REMOTE_ADDR, so a client cannot pick
+# its own address to dodge a rate).
+API_NUM_PROXIES = _int("API_NUM_PROXIES", 0, minimum=0)
+_throttle_rates = {
+    "anon": API_THROTTLE_ANON or None,
+    "user": API_THROTTLE_USER or None,
+    "order_lookup": ORDER_LOOKUP_THROTTLE,
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -190,7 +217,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
         cls
         for cls, rate in (
@@ -200,6 +227,7 @@ REST_FRAMEWORK = {
         if rate
     ],
     "DEFAULT_THROTTLE_RATES": _throttle_rates,
+    "NUM_PROXIES": API_NUM_PROXIES,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -209,6 +237,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # /api/docs/ loads its JavaScript, CSS and favicon from the project's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ReservationStatusEnum": "inventory.models.ReservationStatus",
         "ReleaseReasonEnum": "inventory.models.ReleaseReason",
@@ -227,6 +259,14 @@ LOW_STOCK_THRESHOLD = _int("LOW_STOCK_THRESHOLD", 5, minimum=0)
 ENABLE_PRE_RESERVATION = _bool("ENABLE_PRE_RESERVATION", True)
 RESERVATION_MAX_TTL_SECONDS = _int("RESERVATION_MAX_TTL_SECONDS", 1800, minimum=1)
 RESERVATION_MIN_TTL_SECONDS = _int("RESERVATION_MIN_TTL_SECONDS", 60, minimum=1)
+# How a cart line that names no warehouse is spread over the active warehouses (SPEC §14).
+ALLOCATION_STRATEGIES = ("priority", "most_available", "fewest_splits")
+ALLOCATION_STRATEGY = env.str("ALLOCATION_STRATEGY", default="priority").strip().lower()
+if ALLOCATION_STRATEGY not in ALLOCATION_STRATEGIES:
+    raise ImproperlyConfigured(
+        f"ALLOCATION_STRATEGY must be one of {', '.join(ALLOCATION_STRATEGIES)}, "
+        f"got {ALLOCATION_STRATEGY!r}"
+    )
 
 if RESERVATION_MIN_TTL_SECONDS > RESERVATION_MAX_TTL_SECONDS:
     raise ImproperlyConfigured(
@@ -254,9 +294,62 @@ PAYMENT_RETRY_BASE_SECONDS = _read("PAYMENT_RETRY_BASE_SECONDS", float, 0.2)
 PAYMENT_TIMEOUT_SECONDS = _read("PAYMENT_TIMEOUT_SECONDS", float, 10.0)
 if PAYMENT_RETRY_BASE_SECONDS < 0 or PAYMENT_TIMEOUT_SECONDS <= 0:
     raise ImproperlyConfigured("PAYMENT_RETRY_BASE_SECONDS/PAYMENT_TIMEOUT_SECONDS must be > 0")
+# Circuit breaker around every gateway call (SPEC §13, payments/breaker.py): opens after
+# this many consecutive failures or timeouts (a decline is an answer, not a failure), stays
+# open this long, then lets one trial call through. Its state lives in Redis, shared by
+# every web and Celery worker; unset, the cache's Redis is used (keys under the namespace).
+PAYMENT_BREAKER_FAILURES = _int("PAYMENT_BREAKER_FAILURES", 5, minimum=1)
+PAYMENT_BREAKER_RESET_SECONDS = _int("PAYMENT_BREAKER_RESET_SECONDS", 30, minimum=1)
+PAYMENT_BREAKER_REDIS_URL = env.str("PAYMENT_BREAKER_REDIS_URL", default="") or REDIS_CACHE_URL
+if not PAYMENT_BREAKER_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        "PAYMENT_BREAKER_REDIS_URL must be a redis://, rediss:// or unix:// URL, "
+        f"got {PAYMENT_BREAKER_REDIS_URL!r}"
+    )
+# Prefix of the breaker's Redis keys: shops sharing one Redis need one each (so do tests).
+PAYMENT_BREAKER_NAMESPACE = env.str("PAYMENT_BREAKER_NAMESPACE", default="payments-gateway")
+if not PAYMENT_BREAKER_NAMESPACE.strip() or any(c.isspace() for c in PAYMENT_BREAKER_NAMESPACE):
+    raise ImproperlyConfigured(
+        f"PAYMENT_BREAKER_NAMESPACE must be a non-empty word, got {PAYMENT_BREAKER_NAMESPACE!r}"
+    )
 # A second confirm of a cart whose payment is in flight (double click, two tabs) waits up
 # to this long for the first to finish and answers with its order; then 409.
 CHECKOUT_CONFIRM_WAIT_SECONDS = _int("CHECKOUT_CONFIRM_WAIT_SECONDS", 5, minimum=0)
+# The gateway part of one confirm (every try, backoff and call timeout, and the void that
+# undoes it) ends within PAYMENT_DEADLINE_SECONDS, which must fit inside the web worker's
+# timeout (GUNICORN_TIMEOUT, also read by config/gunicorn.conf.py) with
+# PAYMENT_DEADLINE_HEADROOM_SECONDS left for the database work of the request: a worker
+# killed by its timeout would answer an HTML page and strand the payment.
+GUNICORN_TIMEOUT = _int("GUNICORN_TIMEOUT", 30, minimum=1)
+PAYMENT_DEADLINE_SECONDS = _int("PAYMENT_DEADLINE_SECONDS", 20, minimum=1)
+PAYMENT_DEADLINE_HEADROOM_SECONDS = 5
+if PAYMENT_DEADLINE_SECONDS + PAYMENT_DEADLINE_HEADROOM_SECONDS > GUNICORN_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"PAYMENT_DEADLINE_SECONDS ({PAYMENT_DEADLINE_SECONDS}) does not fit inside "
+        f"GUNICORN_TIMEOUT ({GUNICORN_TIMEOUT}): the web worker timeout must be at least "
+        f"{PAYMENT_DEADLINE_HEADROOM_SECONDS} s longer than the payment deadline"
+    )
+if CHECKOUT_CONFIRM_WAIT_SECONDS + PAYMENT_DEADLINE_HEADROOM_SECONDS > GUNICORN_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"CHECKOUT_CONFIRM_WAIT_SECONDS ({CHECKOUT_CONFIRM_WAIT_SECONDS}) does not fit inside "
+        f"GUNICORN_TIMEOUT ({GUNICORN_TIMEOUT})"
+    )
+# A payment left pending/authorized longer than this was interrupted (its worker died):
+# the next confirm of the cart, the reconcile job or staff ask the gateway for its real
+# state and finish it. Longer than any request can live, so a live confirm is never
+# taken for an interrupted one.
+PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS = _int("PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS", 120, minimum=1)
+if PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS < GUNICORN_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS ({PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS}) must not be "
+        f"shorter than GUNICORN_TIMEOUT ({GUNICORN_TIMEOUT}): a confirm still running would "
+        "be taken for an interrupted one"
+    )
+# Refunds of cancelled orders (SPEC §13): a refund the gateway refused is retried by the
+# reconcile job after REFUND_RETRY_BASE_SECONDS x 1, 2, 4, ... and flagged for staff after
+# REFUND_MAX_ATTEMPTS attempts.
+REFUND_MAX_ATTEMPTS = _int("REFUND_MAX_ATTEMPTS", 5, minimum=1)
+REFUND_RETRY_BASE_SECONDS = _int("REFUND_RETRY_BASE_SECONDS", 60, minimum=0)
 
 # --- Background jobs (SPEC §9) ----------------------------------------------------
 EXPIRE_RESERVATIONS_INTERVAL_SECONDS = _int("EXPIRE_RESERVATIONS_INTERVAL_SECONDS", 60, minimum=1)
@@ -331,3 +424,32 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # process (0: off; on one host with web, web's /metrics already reads the shared directory).
 CELERY_WORKER_METRICS_PORT = _int("CELERY_WORKER_METRICS_PORT", 0)
 CELERY_WORKER_METRICS_ADDRESS = env.str("CELERY_WORKER_METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104
+
+
+def _networks(name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is one host); anything else stops start-up."""
+    raw = env.str(name, default=default)
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated networks such as 10.0.0.0/8, got {part!r}"
+            ) from None
+    return tuple(networks)
+
+
+# Who may scrape the web's GET /metrics (docs/deployment.md "Metrics"). Loopback only by
+# default: `make run` (bound to 127.0.0.1) is scraped as before, a public bind refuses
+# other clients with 403 until their network is listed ("0.0.0.0/0,::/0": any).
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# When set, every scrape must also send "Authorization: Bearer <token>" (401 otherwise).
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="").strip()
+if METRICS_BEARER_TOKEN and len(METRICS_BEARER_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters long")
+# Reverse proxies whose X-Forwarded-For /metrics believes (CIDRs); empty: the header is
+# ignored and the client is the connection's address.
+METRICS_TRUSTED_PROXIES = _networks("METRICS_TRUSTED_PROXIES", "")

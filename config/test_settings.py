@@ -17,7 +17,18 @@ CACHES = {
         "LOCATION": os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/15"),
     }
 }
+PAYMENT_BREAKER_REDIS_URL = os.environ.get(
+    "TEST_PAYMENT_BREAKER_REDIS_URL", CACHES["default"]["LOCATION"]
+)
+# One breaker per test process (xdist workers must not trip each other's breaker).
+PAYMENT_BREAKER_NAMESPACE = f"test-payments-gateway-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# Tests of other behaviour make many failing gateway calls; the breaker's own tests set
+# the threshold they need.
+PAYMENT_BREAKER_FAILURES = 1000
 PAYMENT_RETRY_BASE_SECONDS = 0.01
+# Every test client comes from 127.0.0.1: the fuzz tests alone send the order lookup more
+# than its production rate. The tests of the throttle set the rate they check.
+ORDER_LOOKUP_THROTTLE = "100000/min"
 PAYMENT_TIMEOUT_SECONDS = 0.05
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

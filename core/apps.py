@@ -6,3 +6,8 @@ class CoreConfig(AppConfig):
     metrics, admin bases). It imports no domain app."""
 
     name = "core"
+
+    def ready(self) -> None:
+        # Loads the metrics in every process that sets Django up, so each labelled
+        # counter's known values are exported at 0 from the first scrape.
+        from core import metrics  # noqa: F401

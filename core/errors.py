@@ -35,6 +35,10 @@ class ApplicationError(Exception):
     def as_body(self) -> dict[str, Any]:
         return envelope(self.code, self.message, self.details)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers of the answer (``Retry-After``, ...); none by default."""
+        return {}
+
 
 class ValidationFailed(ApplicationError):
     code = "VALIDATION_ERROR"
@@ -97,7 +101,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         set_rollback()
-        return Response(exc.as_body(), status=exc.status_code)
+        return Response(exc.as_body(), status=exc.status_code, headers=exc.headers())
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -7,12 +7,14 @@ job they run; ``docs/commands.md`` documents them all.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from core.jobs import Batch, Job, JobRun
 
@@ -77,6 +79,19 @@ class OpsCommand(BaseCommand):
         )
 
 
+@contextlib.contextmanager
+def logs_above_the_bar(bar: tqdm) -> Iterator[None]:
+    """While ``bar`` is shown, the root logger's console handlers write through
+    ``tqdm.write`` (``logging_redirect_tqdm``): the bar is cleared, the log line printed
+    on a line of its own and the bar drawn again below it, instead of the line being
+    appended to the bar's. A hidden bar changes nothing."""
+    if bar.disable:
+        yield
+        return
+    with logging_redirect_tqdm(tqdm_class=tqdm):
+        yield
+
+
 def add_job_arguments(parser) -> None:
     parser.add_argument(
         "--dry-run",
@@ -127,12 +142,13 @@ def execute_job(command: OpsCommand, job: Job, options: dict, *, actor: str) -> 
     bar = command.progress_bar(total=total, desc=job.name, unit=job.noun, enabled=enabled)
     on_batch: Callable[[JobRun, Batch], None] = lambda run, batch: bar.update(batch.done)  # noqa: E731
     try:
-        run = job.run(
-            batch_size=options["batch_size"] or settings.CLEANUP_BATCH_SIZE,
-            max_batches=options["max_batches"],
-            actor=actor,
-            on_batch=on_batch,
-        )
+        with logs_above_the_bar(bar):
+            run = job.run(
+                batch_size=options["batch_size"] or settings.CLEANUP_BATCH_SIZE,
+                max_batches=options["max_batches"],
+                actor=actor,
+                on_batch=on_batch,
+            )
     except Exception as exc:
         logger.exception("job.failed", extra={"event": "job.failed", "job": job.name})
         return f"{job.name}: failed: {exc.__class__.__name__}: {exc}", False

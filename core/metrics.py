@@ -6,6 +6,8 @@ In multi-process deployments (gunicorn workers, Celery prefork children) the lau
 that ``/metrics`` aggregates.
 """
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Histogram
 
 stock_reservations_total = Counter(
@@ -46,11 +48,29 @@ carts_abandoned_total = Counter("carts_abandoned_total", "Checkouts abandoned.",
 carts_completed_total = Counter("carts_completed_total", "Checkouts completed into orders.")
 payments_total = Counter(
     "payments_total", "Payment attempts at confirm, by outcome.", ["outcome"]
-)  # captured | declined | capture_failed | timeout | error
+)  # captured | declined | capture_failed | timeout | error | unavailable (breaker open)
 checkout_confirm_stock_failures_total = Counter(
     "checkout_confirm_stock_failures_total",
     "Confirms refused at the final stock re-validation (payment with stock issues).",
 )
+payments_refunds_total = Counter(
+    "payments_refunds_total", "Refund attempts of cancelled orders, by outcome.", ["outcome"]
+)  # refunded | failed | flagged
+# The label values of payments_refunds_total (exported at 0 before the first refund).
+PAYMENTS_REFUNDS_OUTCOMES = ("refunded", "failed", "flagged")
+payments_stale_resolved_total = Counter(
+    "payments_stale_resolved_total",
+    "Interrupted in-flight payments resolved from the gateway's answer, by outcome.",
+    ["outcome"],
+)  # captured | voided | not_found | unknown
+PAYMENTS_STALE_RESOLVED_OUTCOMES = ("captured", "voided", "not_found", "unknown")
+payment_breaker_transitions_total = Counter(
+    "payment_breaker_transitions_total",
+    "Transitions of the payment gateway's circuit breaker, by the state entered.",
+    ["to"],
+)
+# The label values of payment_breaker_transitions_total.
+PAYMENT_BREAKER_TRANSITIONS = ("open", "half_open", "closed")
 orders_stock_issues_total = Counter(
     "orders_stock_issues_total",
     "Orders written after a captured payment whose reservations could not all be confirmed.",
@@ -68,8 +88,72 @@ SCRAPE_TIME_GAUGES: dict[str, str] = {
         "Pending reservations with no cart in checkout and no order (release them)."
     ),
     "carts_by_status": "Carts by status now.",
+    "payments_refund_pending_oldest_seconds": (
+        "Age of the oldest refund owed and not yet made (0: none pending)."
+    ),
+    "payments_needing_attention": "Payments flagged for staff (needs_attention).",
     "payments_captured_without_order": (
         "Captured payments that have no order yet (reconciliation backlog)."
     ),
     "checkout_state_collector_up": "1 if the scrape-time database gauges could be read.",
 }
+
+# Gauges of the payment gateway's circuit breaker, read from its Redis state at scrape
+# time by ``ops.collectors.PaymentBreakerCollector``. Name -> help text.
+PAYMENT_BREAKER_GAUGES: dict[str, str] = {
+    "payment_breaker_state": (
+        "The payment gateway's circuit breaker: 1 for its current state (closed, open, "
+        "half_open), 0 for the others."
+    ),
+    "payment_breaker_consecutive_failures": (
+        "Consecutive gateway failures counted by the circuit breaker."
+    ),
+    "payment_breaker_retry_after_seconds": (
+        "Seconds until the open circuit breaker lets a gateway call through (0: closed)."
+    ),
+    "payment_breaker_storage_up": (
+        "1 if the circuit breaker's Redis answered; 0: the breaker fails open."
+    ),
+}
+
+
+# --- Every known label value exported at 0 from the first scrape ----------------------
+# A labelled counter has no series until its first event, so dashboards and alert
+# expressions would show "no data" on a fresh or quiet node. Each labelled counter's known
+# values are declared here (or, when an upper layer owns the values, by that app's
+# ``AppConfig.ready()``) and their children created at 0 in every process that loads the
+# apps: gunicorn workers, Celery workers and their pool children, management commands.
+
+ZERO_LABEL_VALUES: dict[str, dict[str, tuple[str, ...]]] = {}
+"""Counter name -> {label name: values exported at 0}: what has been declared so far."""
+
+
+def export_at_zero(counter: Counter, **values: Iterable[str]) -> None:
+    """Creates ``counter``'s child for each given label value so it is exported at 0
+    before any event. One keyword per label of the counter (a single-label counter in
+    practice); calling again adds values."""
+    labels = tuple(counter._labelnames)
+    if set(values) != set(labels):
+        raise ValueError(f"{counter._name}: declare values for exactly {labels}")
+    [(label, given)] = values.items()
+    declared = ZERO_LABEL_VALUES.setdefault(counter._name, {}).setdefault(label, ())
+    merged = tuple(dict.fromkeys((*declared, *given)))
+    ZERO_LABEL_VALUES[counter._name][label] = merged
+    for value in merged:
+        counter.labels(**{label: value})
+
+
+export_at_zero(stock_reservations_total, outcome=("success", "insufficient_stock", "error"))
+export_at_zero(
+    stock_reservations_extended_total, outcome=("success", "limit_reached", "not_active")
+)
+export_at_zero(stock_validations_total, outcome=("ok", "insufficient"))
+export_at_zero(carts_abandoned_total, reason=("expired", "stale", "staff"))
+export_at_zero(
+    payments_total,
+    outcome=("captured", "declined", "capture_failed", "timeout", "error", "unavailable"),
+)
+export_at_zero(payments_refunds_total, outcome=PAYMENTS_REFUNDS_OUTCOMES)
+export_at_zero(payments_stale_resolved_total, outcome=PAYMENTS_STALE_RESOLVED_OUTCOMES)
+export_at_zero(payment_breaker_transitions_total, to=PAYMENT_BREAKER_TRANSITIONS)
+# reservations_released_total{reason}: the ReleaseReason codes, declared by inventory.apps.

@@ -55,13 +55,34 @@ def is_api_path(path: str) -> bool:
 
 class ApiErrorMiddleware:
     """Last resort for ``/api/``: any exception that escaped DRF becomes the envelope
-    with status 500 and a generic message, never a traceback or an HTML page."""
+    with status 500 and a generic message, never a traceback or an HTML page; a request
+    aborted by the web server's worker timeout answers 503 ``SERVICE_UNAVAILABLE``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except SystemExit:
+            # gunicorn aborts a worker past its timeout by raising SystemExit in the
+            # request (then writes an HTML page): answer the envelope instead. The worker
+            # still exits after this answer; work left half done (a payment in flight) is
+            # resolved later (PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS).
+            if not is_api_path(request.path):
+                raise
+            logger.error(
+                "request aborted by the worker timeout: %s %s", request.method, request.path
+            )
+            response = JsonResponse(
+                envelope(
+                    "SERVICE_UNAVAILABLE",
+                    "The request took too long and was stopped; please retry in a moment",
+                ),
+                status=503,
+            )
+            response["Retry-After"] = "5"
+            return response
         if (
             is_api_path(request.path)
             and response.status_code >= 400

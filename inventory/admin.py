@@ -7,25 +7,32 @@ so the reservation event log says who did it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from core.admin import (
     LapsedFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    action_confirmed,
     admin_link,
     cart_admin_link,
+    confirmation_page,
+    countdown,
     staff_actor,
 )
 from core.errors import ApplicationError
 from core.jobs import run_cleanup
 from inventory import services
 from inventory.models import (
+    RELEASE_REASON_OTHER,
     Product,
     ReleaseReason,
     Reservation,
@@ -34,6 +41,7 @@ from inventory.models import (
     StockLevel,
     Warehouse,
 )
+from inventory.stock_admin import StockAdjustMixin, StockImportMixin, StockLedgerInline
 
 # --- Catalog ------------------------------------------------------------------------
 
@@ -85,9 +93,33 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(Warehouse)
 class WarehouseAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "is_default", "created_at")
-    list_filter = ("is_default",)
+    """Staff set a warehouse's allocation ``priority`` and ``is_active`` here (also from
+    the list). Deactivating stops new allocations from it; its holds run their course.
+    Which warehouse is the default changes through the API (one default at a time)."""
+
+    list_display = ("code", "name", "priority", "is_active", "is_default", "created_at")
+    list_editable = ("priority", "is_active")
+    list_filter = ("is_active", "is_default")
     search_fields = ("code", "name")
+    ordering = ("priority", "code")
+    fields = ("code", "name", "priority", "is_active", "is_default", "created_at")
+    readonly_fields = ("is_default", "created_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Warehouse | None = None):
+        # A code is referenced by clients and stock rows: set once, at creation.
+        return (*self.readonly_fields, "code") if obj is not None else self.readonly_fields
+
+
+def held_in(reservations: Iterable[Reservation]) -> str:
+    """Where a line is held, for the admin: ``3 from north, 2 from south (priority)``:
+    each warehouse with its quantity, in allocation order, and the strategy that chose
+    them (``pinned`` for a line that names its warehouse)."""
+    reservations = list(reservations)
+    if not reservations:
+        return "-"
+    parts = ", ".join(f"{r.quantity} from {r.warehouse.code}" for r in reservations)
+    strategies = list(dict.fromkeys(r.allocation_strategy or "v1" for r in reservations))
+    return f"{parts} ({', '.join(strategies)})"
 
 
 # --- Stock --------------------------------------------------------------------------
@@ -123,18 +155,23 @@ class PendingReservationInline(ReadOnlyInline):
     model = Reservation
     fk_name = "stock_level"
     verbose_name_plural = "pending reservations"
-    fields = ("id", "quantity", "expires_at", "extension_count", "cart", "created_at")
+    fields = ("id", "quantity", "expires_at", "time_left", "extension_count", "cart", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(status=ReservationStatus.PENDING)
 
+    @admin.display(description="time left")
+    def time_left(self, obj: Reservation) -> str:
+        return countdown(obj.expires_at)
+
 
 @admin.register(StockLevel)
-class StockLevelAdmin(ReadOnlyAdmin):
-    """Stock numbers are read-only: ``on_hand`` is set through ``PUT
-    /api/v1/inventory/stock/`` (``inventory.services.set_stock``), ``reserved`` moves only
-    with reservations."""
+class StockLevelAdmin(StockAdjustMixin, StockImportMixin, ReadOnlyAdmin):
+    """Stock numbers are never edited in a form: ``on_hand`` is set or adjusted on the
+    "Set or adjust on hand" page, by an import, or through ``PUT /api/v1/inventory/stock/``
+    (all through ``inventory.services``, each change in the stock ledger); ``reserved``
+    moves only with reservations."""
 
     list_display = ("sku", "product_name", "warehouse", "on_hand", "reserved", "available")
     list_filter = ("warehouse", StockStatusFilter)
@@ -142,7 +179,7 @@ class StockLevelAdmin(ReadOnlyAdmin):
     list_select_related = ("product", "warehouse")
     fields = ("product", "warehouse", "on_hand", "reserved", "available", "updated_at")
     readonly_fields = fields
-    inlines = [PendingReservationInline]
+    inlines = [PendingReservationInline, StockLedgerInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(available_now=F("on_hand") - F("reserved"))
@@ -170,6 +207,27 @@ class ReservationEventInline(ReadOnlyInline):
     show_change_link = False
 
 
+class ReleaseReasonFilter(admin.SimpleListFilter):
+    """The internal release codes, plus one entry for every free-text reason (free text
+    would otherwise give the filter one entry per distinct text)."""
+
+    title = "release reason"
+    parameter_name = "release_reason"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [*ReleaseReason.choices, (RELEASE_REASON_OTHER, "Other (free text)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == RELEASE_REASON_OTHER:
+            return queryset.exclude(release_reason="").exclude(
+                release_reason__in=ReleaseReason.values
+            )
+        if value in ReleaseReason.values:
+            return queryset.filter(release_reason=value)
+        return queryset
+
+
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
     """Reservations are never edited; the actions below change them through the
@@ -182,11 +240,12 @@ class ReservationAdmin(ReadOnlyAdmin):
         "quantity",
         "status",
         "expires_at",
-        "lapsed",
+        "time_left",
         "extension_count",
+        "allocation_strategy",
         "cart_link",
         "order_link",
-        "release_reason",
+        "release_reason_shown",
         "created_at",
     )
     list_filter = (
@@ -194,7 +253,8 @@ class ReservationAdmin(ReadOnlyAdmin):
         LapsedFilter,
         ("product", admin.RelatedOnlyFieldListFilter),
         "warehouse",
-        "release_reason",
+        "allocation_strategy",
+        ReleaseReasonFilter,
     )
     search_fields = ("product__sku", "cart__id", "order__number")
     list_select_related = ("product", "warehouse", "order")
@@ -207,11 +267,13 @@ class ReservationAdmin(ReadOnlyAdmin):
         "quantity",
         "status",
         "expires_at",
+        "time_left",
         "extension_count",
+        "allocation_strategy",
         "cart",
         "order",
         "order_item_link",
-        "release_reason",
+        "release_reason_shown",
         "created_at",
         "updated_at",
         "confirmed_at",
@@ -228,6 +290,20 @@ class ReservationAdmin(ReadOnlyAdmin):
     @admin.display(description="lapsed", boolean=True)
     def lapsed(self, obj: Reservation) -> bool:
         return obj.expires_at <= timezone.now()
+
+    @admin.display(description="time left", ordering="expires_at")
+    def time_left(self, obj: Reservation) -> str:
+        """The hold's countdown while pending (lapsed ones say how long ago)."""
+        if obj.status != ReservationStatus.PENDING:
+            return "-"
+        return countdown(obj.expires_at)
+
+    @admin.display(description="release reason", ordering="release_reason")
+    def release_reason_shown(self, obj: Reservation) -> str:
+        """An internal code by its label; free text as given."""
+        if obj.release_reason in ReleaseReason.values:
+            return ReleaseReason(obj.release_reason).label
+        return obj.release_reason
 
     @admin.display(description="cart", ordering="cart_id")
     def cart_link(self, obj: Reservation) -> str:
@@ -246,7 +322,25 @@ class ReservationAdmin(ReadOnlyAdmin):
     @admin.action(
         description="Release selected reservations (give their stock back)", permissions=["act"]
     )
-    def release_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def release_selected(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        if not action_confirmed(request):
+            rows = queryset.select_related("product", "warehouse")
+            return confirmation_page(
+                self,
+                request,
+                rows,
+                action="release_selected",
+                title="Release reservations",
+                effects=[
+                    "release each selected pending reservation now (reason “staff”) and "
+                    "give its quantity back to the available stock;",
+                    "a shopper still in checkout with one of them loses that hold and is "
+                    "told at confirm;",
+                    "skip confirmed, released and expired reservations (cancel an order to "
+                    "restock its items).",
+                ],
+                button="Yes, release them",
+            )
         by_status: dict[str, list[int]] = {}
         for pk, status in queryset.values_list("id", "status"):
             by_status.setdefault(status, []).append(pk)
@@ -273,7 +367,22 @@ class ReservationAdmin(ReadOnlyAdmin):
     @admin.action(
         description="Expire now (selected reservations past their expiry)", permissions=["act"]
     )
-    def expire_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def expire_now(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        if not action_confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                queryset.select_related("product", "warehouse"),
+                action="expire_now",
+                title="Expire reservations now",
+                effects=[
+                    "expire each selected pending reservation whose expiry has passed and "
+                    "give its quantity back to the available stock;",
+                    "leave pending reservations that have not reached their expiry (use "
+                    "“Release” for those) and every other status as they are.",
+                ],
+                button="Yes, expire them",
+            )
         ids = list(queryset.values_list("id", flat=True))
         result = services.expire(reservation_ids=ids, actor=staff_actor(request))
         expired = sum(1 for r in result if r.status == ReservationStatus.EXPIRED)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -125,7 +124,7 @@ class ProductsApi(APIView):
         tags=INVENTORY,
         summary="List products",
         description=(
-            "Anyone. Products ordered by sku. `available` is the sum over all warehouses "
+            "Anyone. Products ordered by sku. `available` is the sum over all active warehouses "
             "of on_hand - reserved; `stock_status` is derived from it."
         ),
         parameters=[FilterSerializer],
@@ -169,7 +168,7 @@ class ProductDetailApi(APIView):
         operation_id="products_retrieve",
         tags=INVENTORY,
         summary="Get a product",
-        description="Anyone. `available` is summed over all warehouses.",
+        description="Anyone. `available` is summed over all active warehouses.",
         parameters=[_PRODUCT_ID],
         responses={
             200: ProductSerializer,
@@ -191,6 +190,15 @@ class WarehousesApi(APIView):
         is_default = serializers.BooleanField(
             default=False, help_text="true makes it the default; the old default loses the flag."
         )
+        priority = serializers.IntegerField(
+            default=0,
+            min_value=-(2**31),
+            max_value=2**31 - 1,
+            help_text="Allocation order of lines that name no warehouse: lower first.",
+        )
+        is_active = serializers.BooleanField(
+            default=True, help_text="false: the warehouse takes no new allocations."
+        )
 
         class Meta:
             ref_name = "WarehouseCreate"
@@ -206,7 +214,11 @@ class WarehousesApi(APIView):
         summary="List warehouses (staff)",
         responses={
             200: WarehouseSerializer(many=True),
-            **error_responses(*_STAFF_ERRORS, (404, "Invalid page")),
+            **error_responses(
+                (400, "VALIDATION_ERROR: page or page_size is not a valid number"),
+                *_STAFF_ERRORS,
+                (404, "Invalid page"),
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -233,6 +245,48 @@ class WarehousesApi(APIView):
         return Response(WarehouseSerializer(warehouse).data, status=status.HTTP_201_CREATED)
 
 
+class WarehouseDetailApi(APIView):
+    permission_classes = [IsStaff]
+
+    class UpdateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=255, required=False)
+        priority = serializers.IntegerField(
+            required=False,
+            min_value=-(2**31),
+            max_value=2**31 - 1,
+            help_text="Allocation order of lines that name no warehouse: lower first.",
+        )
+        is_active = serializers.BooleanField(
+            required=False,
+            help_text="false: no new allocations from this warehouse; its pending "
+            "reservations run their course (extend, confirm, release, expire).",
+        )
+
+        class Meta:
+            ref_name = "WarehouseUpdate"
+
+    @extend_schema(
+        operation_id="warehouses_update",
+        tags=INVENTORY,
+        summary="Change a warehouse's priority, active flag or name (staff)",
+        description="Only the fields given change. Stock numbers are not touched.",
+        request=UpdateInputSerializer,
+        responses={
+            200: WarehouseSerializer,
+            **error_responses(
+                (400, "VALIDATION_ERROR"),
+                *_STAFF_ERRORS,
+                (404, "NOT_FOUND (unknown warehouse code)"),
+            ),
+        },
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        body = self.UpdateInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        warehouse = catalog.warehouse_update(code=code, **body.validated_data)
+        return Response(WarehouseSerializer(warehouse).data)
+
+
 # --- Stock --------------------------------------------------------------------------
 
 
@@ -248,6 +302,12 @@ class StockApi(APIView):
             help_text="Warehouse code; the default warehouse when omitted.",
         )
         on_hand = serializers.IntegerField(min_value=0, max_value=MAX_ON_HAND)
+        reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=255,
+            help_text="Why (kept in the stock ledger with the change).",
+        )
 
         class Meta:
             ref_name = "StockSet"
@@ -282,8 +342,62 @@ class StockApi(APIView):
             warehouse=warehouse,
             on_hand=data["on_hand"],
             actor=request_actor(request),
+            reason=data.get("reason", ""),
         )
         return Response(StockLevelSerializer(row).data)
+
+
+class StockLedgerApi(APIView):
+    permission_classes = [IsStaff]
+    pagination_class = Pagination
+
+    class FilterSerializer(serializers.Serializer):
+        sku = serializers.CharField(required=False, max_length=64, help_text="Exact sku.")
+        warehouse = serializers.CharField(
+            required=False, max_length=32, help_text="Warehouse code."
+        )
+
+        class Meta:
+            ref_name = "StockLedgerFilter"
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        sku = serializers.CharField(source="stock_level.product.sku")
+        warehouse = serializers.CharField(source="stock_level.warehouse.code")
+        delta = serializers.IntegerField()
+        on_hand_after = serializers.IntegerField()
+        reason = serializers.CharField()
+        actor = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "StockLedgerEntry"
+
+    @extend_schema(
+        operation_id="inventory_stock_ledger",
+        tags=INVENTORY,
+        summary="The stock ledger (staff)",
+        description=(
+            "Every change of on_hand made by staff or ops (set, adjust, import), newest "
+            "first, paginated `{count, next, previous, results}`."
+        ),
+        parameters=[FilterSerializer],
+        responses={
+            200: OutputSerializer(many=True),
+            **error_responses(
+                (400, "VALIDATION_ERROR: a filter value is invalid"),
+                *_STAFF_ERRORS,
+                (404, "NOT_FOUND: invalid page"),
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=query_without_blanks(request))
+        params.is_valid(raise_exception=True)
+        entries = selectors.stock_ledger(**params.validated_data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 class AvailabilityApi(APIView):
@@ -597,14 +711,16 @@ class ReservationReleaseApi(APIView):
     permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.ChoiceField(
-            choices=ReleaseReason.choices,
+        reason = serializers.CharField(
             required=False,
             allow_null=True,
-            help_text='Why it is released; "api" when omitted.',
-            error_messages={
-                "invalid_choice": f'"{{input}}" is not a valid reason; use one of: {_REASONS}.'
-            },
+            allow_blank=True,
+            trim_whitespace=False,
+            max_length=255,
+            help_text=(
+                "Why it is released: free text of at most 255 characters, kept as given, or "
+                f'one of the internal codes ({_REASONS}); "api" when omitted or blank.'
+            ),
         )
 
         class Meta:
@@ -623,7 +739,7 @@ class ReservationReleaseApi(APIView):
         responses={
             200: ReservationSerializer,
             **error_responses(
-                (400, "VALIDATION_ERROR: unknown reason"),
+                (400, "VALIDATION_ERROR: the reason is longer than 255 characters"),
                 *_STAFF_ERRORS,
                 _RESERVATION_404,
                 (409, "RESERVATION_NOT_ACTIVE: the reservation is confirmed"),
@@ -634,7 +750,9 @@ class ReservationReleaseApi(APIView):
         reservation = selectors.reservation_get(reservation_id=reservation_id)
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        reason: Any = body.validated_data.get("reason") or ReleaseReason.API
+        reason: str = body.validated_data.get("reason") or ""
+        if not reason.strip():
+            reason = ReleaseReason.API
         [released] = services.release(
             reservation_ids=[reservation.id], reason=reason, actor=request_actor(request)
         )

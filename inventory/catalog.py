@@ -9,17 +9,22 @@ concurrent request, is a :class:`ValidationFailed` with ``DUPLICATE_SKU`` /
 warehouse is the default at every commit (a partial unique index backs it).
 
 Locks: none taken explicitly; a new default warehouse clears the previous default's flag
-with an UPDATE in the same transaction as its INSERT.
+with an UPDATE in the same transaction as its INSERT; an update writes only the columns
+it was given.
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
 from core.errors import ValidationFailed
+from inventory.errors import WarehouseNotFound
 from inventory.models import Product, Warehouse
+
+logger = logging.getLogger("inventory.catalog")
 
 DUPLICATE_SKU = "A product with this sku already exists."
 DUPLICATE_WAREHOUSE = "A warehouse with this code already exists."
@@ -39,7 +44,9 @@ def product_create(*, sku: str, name: str, price: Decimal, currency: str) -> Pro
     return product
 
 
-def warehouse_create(*, code: str, name: str, is_default: bool) -> Warehouse:
+def warehouse_create(
+    *, code: str, name: str, is_default: bool, priority: int = 0, is_active: bool = True
+) -> Warehouse:
     """Creates a warehouse; with ``is_default`` the previous default loses the flag in
     the same transaction, so exactly one default exists at every commit. Two concurrent
     new defaults collide on the one-default unique index; the loser retries and wins
@@ -50,10 +57,47 @@ def warehouse_create(*, code: str, name: str, is_default: bool) -> Warehouse:
             with transaction.atomic():
                 if is_default:
                     Warehouse.objects.filter(is_default=True).update(is_default=False)
-                return Warehouse.objects.create(code=code, name=name, is_default=is_default)
+                return Warehouse.objects.create(
+                    code=code,
+                    name=name,
+                    is_default=is_default,
+                    priority=priority,
+                    is_active=is_active,
+                )
         except IntegrityError:
             if Warehouse.objects.filter(code=code).exists():
                 raise ValidationFailed({"code": [DUPLICATE_WAREHOUSE]}) from None
             if not is_default or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def warehouse_update(
+    *,
+    code: str,
+    name: str | None = None,
+    priority: int | None = None,
+    is_active: bool | None = None,
+) -> Warehouse:
+    """Changes a warehouse's name, allocation ``priority`` or ``is_active`` (only those
+    given). Deactivating stops new allocations from the warehouse at once (the next
+    reserve's candidate rows leave it out); its pending reservations are left to be
+    extended, confirmed, released or to expire as usual. Raises
+    :class:`WarehouseNotFound` for an unknown code. Stock numbers are not touched."""
+    changes = {
+        field: value
+        for field, value in (("name", name), ("priority", priority), ("is_active", is_active))
+        if value is not None
+    }
+    warehouse = Warehouse.objects.filter(code=code).first()
+    if warehouse is None:
+        raise WarehouseNotFound(details={"warehouse": code})
+    for field, value in changes.items():
+        setattr(warehouse, field, value)
+    if changes:  # one UPDATE of the given columns only: concurrent edits of others stay
+        warehouse.save(update_fields=list(changes))
+    logger.info(
+        "warehouse.updated",
+        extra={"event": "warehouse.updated", "warehouse": code, **changes},
+    )
+    return warehouse

@@ -33,6 +33,25 @@ SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at
    FOR UPDATE OF s
 """
 
+# The candidate rows of an allocation: the pinned (product, warehouse) pairs, and every
+# row of an unpinned product in an active warehouse. One index scan on product_id, the
+# rest a filter; the warehouse columns the allocation sorts by come with it (that row is
+# not locked: a warehouse changing meanwhile only changes what the next allocation sees).
+_LOCK_CANDIDATES_SQL = """
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at,
+       w.id, w.code, w.is_default, w.priority, w.is_active
+  FROM inventory_stocklevel s
+  JOIN inventory_warehouse w ON w.id = s.warehouse_id
+ WHERE s.product_id = ANY(%(products)s::uuid[])
+   AND ((w.is_active AND s.product_id = ANY(%(unpinned)s::uuid[]))
+        OR EXISTS (SELECT 1 FROM unnest(%(pin_products)s::uuid[], %(pin_warehouses)s::bigint[])
+                          AS pin (product_id, warehouse_id)
+                    WHERE pin.product_id = s.product_id AND pin.warehouse_id = s.warehouse_id))
+ ORDER BY s.id
+   FOR UPDATE OF s
+"""
+_CANDIDATE_WAREHOUSE_COLUMNS = ("id", "code", "is_default", "priority", "is_active")
+
 _LOCK_WITH_LAPSED_SQL = """
 SELECT s.id FROM inventory_stocklevel s
  WHERE EXISTS (
@@ -73,6 +92,42 @@ def lock_stock_levels_for(
         cursor.execute(_LOCK_PAIRS_SQL, [[p for p, _ in wanted], [w for _, w in wanted]])
         rows = [StockLevel.from_db(connection.alias, _STOCK_COLUMNS, r) for r in cursor.fetchall()]
     return {(row.product_id, row.warehouse_id): row for row in rows}
+
+
+def lock_allocation_candidates(
+    *, pinned: Iterable[tuple[UUID, int]], unpinned: Iterable[UUID]
+) -> list[StockLevel]:
+    """Locks, in ascending pk order and in one query, every StockLevel row an allocation
+    may draw from: the rows of the ``pinned`` ``(product_id, warehouse_id)`` pairs
+    (whatever their warehouse's state) and every row of the ``unpinned`` products in an
+    active warehouse. Returns them in pk order, each with its warehouse loaded (``id``,
+    ``code``, ``is_default``, ``priority``, ``is_active``; that row is not locked)."""
+    pins = list(set(pinned))
+    loose = list(set(unpinned))
+    products = list({p for p, _ in pins} | set(loose))
+    if not products:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LOCK_CANDIDATES_SQL,
+            {
+                "products": products,
+                "unpinned": loose,
+                "pin_products": [p for p, _ in pins],
+                "pin_warehouses": [w for _, w in pins],
+            },
+        )
+        fetched = cursor.fetchall()
+    split = len(_STOCK_COLUMNS)
+    rows = []
+    for values in fetched:
+        row = StockLevel.from_db(connection.alias, _STOCK_COLUMNS, values[:split])
+        warehouse = Warehouse.from_db(
+            connection.alias, _CANDIDATE_WAREHOUSE_COLUMNS, values[split:]
+        )
+        StockLevel._meta.get_field("warehouse").set_cached_value(row, warehouse)
+        rows.append(row)
+    return rows
 
 
 def lock_stock_levels_with_lapsed(*, now: datetime, limit: int) -> list[int]:

@@ -40,6 +40,10 @@ class Warehouse(models.Model):
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=255)
     is_default = models.BooleanField(default=False)
+    # Allocation order of lines that any warehouse may serve: lower first (SPEC §14).
+    priority = models.IntegerField(default=0, db_default=0)
+    # An inactive warehouse takes no new allocations; its existing holds run their course.
+    is_active = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -79,7 +83,8 @@ class StockLevel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id}@{self.warehouse_id}: {self.on_hand} on hand, {self.reserved} reserved"
+        # "MUG @ default": load product and warehouse with the row where it is listed.
+        return f"{self.product.sku} @ {self.warehouse.code}"
 
     @property
     def available(self) -> int:
@@ -103,6 +108,26 @@ class ReleaseReason(models.TextChoices):
     OPS = "ops", "Released by operations"
     STAFF = "staff", "Released by staff"
     API = "api", "Released through the API"
+
+
+RELEASE_REASON_OTHER = "other"
+"""The metric label and admin filter value of a free-text release reason."""
+
+
+def release_reason_label(reason: str) -> str:
+    """The bounded label of ``reason``: its ReleaseReason code, or ``"other"`` for free
+    text (metrics must not take one label value per text)."""
+    return reason if reason in ReleaseReason.values else RELEASE_REASON_OTHER
+
+
+class AllocationStrategy(models.TextChoices):
+    """How a line that any active warehouse may serve is spread over warehouses
+    (``ALLOCATION_STRATEGY``); ``pinned`` marks a line that named its warehouse."""
+
+    PRIORITY = "priority", "By warehouse priority"
+    MOST_AVAILABLE = "most_available", "Most available first"
+    FEWEST_SPLITS = "fewest_splits", "Fewest splits"
+    PINNED = "pinned", "Pinned to its warehouse"
 
 
 class Reservation(models.Model):
@@ -133,8 +158,13 @@ class Reservation(models.Model):
         on_delete=models.SET_NULL,
         related_name="reservations",
     )
-    release_reason = models.CharField(
-        max_length=32, choices=ReleaseReason.choices, blank=True, default=""
+    # One of the ReleaseReason codes when the system releases it; staff may give free
+    # text through the API (kept as given).
+    release_reason = models.CharField(max_length=255, blank=True, default="")
+    # What chose this reservation's warehouse ("" for reservations made before v1.1, and
+    # for rows written by SQL that does not name it: the database default).
+    allocation_strategy = models.CharField(
+        max_length=16, choices=AllocationStrategy.choices, blank=True, default="", db_default=""
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -152,6 +182,13 @@ class Reservation(models.Model):
             ),
             models.Index(fields=["stock_level", "status"], name="reservation_stock_status"),
             models.Index(fields=["cart", "status"], name="reservation_cart_status"),
+            # Pending holds of a cart with no order: the candidates of the orphan count
+            # (admin overview) and sweeper, answered from the index alone.
+            models.Index(
+                fields=["cart"],
+                condition=Q(status="pending", order__isnull=True, cart__isnull=False),
+                name="reservation_pending_no_order",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -164,7 +201,11 @@ class Reservation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"reservation {self.pk} ({self.status}, {self.quantity})"
+        # "#12: 2 x MUG @ default (pending)"; load product and warehouse where listed.
+        return (
+            f"#{self.pk}: {self.quantity} x {self.product.sku} @ {self.warehouse.code} "
+            f"({self.status})"
+        )
 
 
 class ReservationEventKind(models.TextChoices):
@@ -193,3 +234,29 @@ class ReservationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} reservation {self.reservation_id}"
+
+
+class StockLedgerEntry(models.Model):
+    """Append-only record of every staff or ops change of ``on_hand`` (set, adjust,
+    import, ``PUT inventory/stock/``), written by ``inventory.services`` in the same
+    transaction as the change: who, when, by how much, why, and the result."""
+
+    stock_level = models.ForeignKey(
+        StockLevel, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    delta = models.IntegerField()
+    on_hand_after = models.IntegerField()
+    reason = models.CharField(max_length=255, blank=True, default="")
+    actor = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "stock ledger entries"
+        indexes = [
+            models.Index(fields=["stock_level", "-created_at"], name="stock_ledger_level_time"),
+            models.Index(fields=["-created_at"], name="stock_ledger_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d} → {self.on_hand_after} ({self.reason or 'no reason'})"

@@ -18,7 +18,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.errors import ProductNotFound, ReservationNotFound, WarehouseNotFound
-from inventory.models import Product, Reservation, ReservationStatus, StockLevel, Warehouse
+from inventory.models import (
+    Product,
+    Reservation,
+    ReservationStatus,
+    StockLedgerEntry,
+    StockLevel,
+    Warehouse,
+)
 from inventory.stock import stock_status
 
 _MAX_BIGINT = 2**63 - 1
@@ -28,9 +35,10 @@ _MAX_BIGINT = 2**63 - 1
 
 
 def _available_across_warehouses() -> Coalesce:
-    """``SUM(on_hand - reserved)`` over every warehouse of the product, 0 without stock."""
+    """``SUM(on_hand - reserved)`` over every active warehouse of the product, 0 without
+    stock."""
     per_product = (
-        StockLevel.objects.filter(product_id=OuterRef("pk"))
+        StockLevel.objects.filter(product_id=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
         .values("product_id")
         .annotate(total=Sum(F("on_hand") - F("reserved")))
@@ -52,12 +60,15 @@ def product_list(*, sku: str | None = None, search: str | None = None) -> QueryS
 
 
 def with_availability(products: Iterable[Product]) -> list[Product]:
-    """Sets ``available`` (summed over all warehouses, 0 without stock) on each product,
-    in one query. Done per page rather than annotated on the list, so that a deep page
-    does not compute the sum for every row it skips."""
+    """Sets ``available`` (summed over every active warehouse, 0 without stock: what a
+    line that names no warehouse can get) on each product, in one query. Done per page
+    rather than annotated on the list, so that a deep page does not compute the sum for
+    every row it skips."""
     products = list(products)
     sums = dict(
-        StockLevel.objects.filter(product_id__in=[p.id for p in products])
+        StockLevel.objects.filter(
+            product_id__in=[p.id for p in products], warehouse__is_active=True
+        )
         .order_by()
         .values("product_id")
         .annotate(total=Sum(F("on_hand") - F("reserved")))
@@ -273,3 +284,33 @@ def order_exists(*, order_id: UUID) -> bool:
     nothing of the orders app above it."""
     order_model = Reservation._meta.get_field("order").related_model
     return order_model._default_manager.filter(pk=order_id).exists()
+
+
+def stock_ledger(*, sku: str | None = None, warehouse: str | None = None) -> QuerySet:
+    """Stock ledger entries, newest first, optionally of one sku and/or one warehouse
+    (by code), with their product and warehouse loaded (one query per page)."""
+    qs = StockLedgerEntry.objects.select_related(
+        "stock_level__product", "stock_level__warehouse"
+    ).order_by("-created_at", "-id")
+    if sku:
+        qs = qs.filter(stock_level__product__sku=sku)
+    if warehouse:
+        qs = qs.filter(stock_level__warehouse__code=warehouse)
+    return qs
+
+
+def set_stock_refusal(*, stock_level: StockLevel, on_hand: int) -> str | None:
+    """Why ``services.set_stock`` would refuse ``on_hand`` for this row now, or ``None``:
+    below what stays reserved once the row's lapsed holds are reclaimed (which
+    ``set_stock`` does first). A read for previews; the service decides under its lock."""
+    if stock_level.pk is None or on_hand >= stock_level.reserved:
+        return None
+    lapsed = Reservation.objects.filter(
+        stock_level_id=stock_level.pk,
+        status=ReservationStatus.PENDING,
+        expires_at__lte=timezone.now(),
+    ).aggregate(total=Coalesce(Sum("quantity"), 0))["total"]
+    still_reserved = stock_level.reserved - lapsed
+    if on_hand >= still_reserved:
+        return None
+    return f"refused: on_hand {on_hand} is below the {still_reserved} reserved"

@@ -29,7 +29,9 @@ class ProductSerializer(serializers.Serializer):
     name = serializers.CharField()
     price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text='e.g. "12.50"')
     currency = serializers.CharField(help_text="ISO 4217 code, e.g. USD")
-    available = serializers.IntegerField(help_text="Sum over all warehouses of on_hand - reserved.")
+    available = serializers.IntegerField(
+        help_text="Sum over all active warehouses of on_hand - reserved."
+    )
     stock_status = serializers.SerializerMethodField(help_text=_STOCK_STATUS_HELP)
 
     class Meta:
@@ -45,6 +47,12 @@ class WarehouseSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     is_default = serializers.BooleanField()
+    priority = serializers.IntegerField(
+        help_text="Allocation order of lines that name no warehouse: lower first"
+    )
+    is_active = serializers.BooleanField(
+        help_text="false: takes no new allocations; its existing holds run their course"
+    )
 
     class Meta:
         ref_name = "Warehouse"
@@ -100,10 +108,12 @@ class ReservationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     confirmed_at = serializers.DateTimeField(allow_null=True)
     released_at = serializers.DateTimeField(allow_null=True)
-    release_reason = serializers.ChoiceField(
-        choices=ReleaseReason.choices,
+    release_reason = serializers.CharField(
         allow_null=True,
-        help_text="Why it was released; null unless status is released.",
+        help_text=(
+            f"Why it was released: an internal code ({', '.join(ReleaseReason.values)}) "
+            "or the free text given to the release endpoint; null unless status is released."
+        ),
     )
 
     class Meta:

@@ -1,6 +1,6 @@
 """The reservation engine: the only code that changes stock numbers (``on_hand``,
 ``reserved``) and reservation statuses: reserve, extend, confirm, release, expire,
-restock, set_stock and the sweeper's expire_due. The one exception is a repair:
+restock, set_stock / adjust_stock (with the stock ledger) and the sweeper's expire_due. The one exception is a repair:
 ``manage.py check_inventory --repair`` resets a drifted ``reserved`` counter through
 ``inventory.repair``. Creating products and warehouses is ``inventory.catalog``; the stock
 status shown for an available quantity is ``inventory.stock``.
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +59,7 @@ from inventory.errors import (
     StockBelowReserved,
 )
 from inventory.models import (
+    AllocationStrategy,
     Product,
     ReleaseReason,
     Reservation,
@@ -66,17 +67,20 @@ from inventory.models import (
     ReservationStatus,
     StockLevel,
     Warehouse,
+    release_reason_label,
 )
 
 logger = logging.getLogger("inventory.reservations")
+_WAREHOUSE_FIELD = Reservation._meta.get_field("warehouse")
 
 
 @dataclass(frozen=True)
 class ReservationLine:
-    """One requested line: ``quantity`` of a product from a warehouse."""
+    """One requested line: ``quantity`` of a product from a warehouse, or from any active
+    warehouse when ``warehouse_id`` is None."""
 
     product_id: UUID
-    warehouse_id: int
+    warehouse_id: int | None
     quantity: int
 
 
@@ -94,12 +98,15 @@ WITH stock AS (
 ), created AS (
     INSERT INTO inventory_reservation
            (stock_level_id, product_id, warehouse_id, quantity, status, expires_at,
-            extension_count, cart_id, release_reason, created_at, updated_at)
+            extension_count, cart_id, release_reason, allocation_strategy, created_at,
+            updated_at)
     SELECT line.stock_level_id, line.product_id, line.warehouse_id, line.quantity,
-           'pending', %(expires_at)s, 0, %(cart_id)s::uuid, '', %(now)s, %(now)s
+           'pending', %(expires_at)s, 0, %(cart_id)s::uuid, '', line.strategy, %(now)s,
+           %(now)s
       FROM unnest(%(stock_ids)s::bigint[], %(product_ids)s::uuid[],
-                  %(warehouse_ids)s::bigint[], %(quantities)s::integer[])
-           AS line (stock_level_id, product_id, warehouse_id, quantity)
+                  %(warehouse_ids)s::bigint[], %(quantities)s::integer[],
+                  %(strategies)s::varchar[])
+           AS line (stock_level_id, product_id, warehouse_id, quantity, strategy)
     RETURNING id, stock_level_id, quantity
 ), events AS (
     INSERT INTO inventory_reservationevent {_EVENT_COLUMNS}
@@ -336,25 +343,115 @@ def _check_expiry(expires_at: datetime) -> None:
 # --- reserve ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Allocation:
+    """``quantity`` of a product drawn from one stock row, and what chose that row."""
+
+    row: StockLevel
+    quantity: int
+    strategy: str
+
+
+def _priority_order(row: StockLevel) -> tuple[int, bool, str]:
+    """Lower ``priority`` first; on a tie the default warehouse, then by code."""
+    return (row.warehouse.priority, not row.warehouse.is_default, row.warehouse.code)
+
+
+def _serving_order(
+    rows: list[StockLevel], free: dict[int, int], need: int, strategy: str
+) -> list[StockLevel]:
+    """The order in which ``strategy`` draws ``need`` units from the candidate ``rows``."""
+    by_priority = sorted(rows, key=_priority_order)
+    if strategy == AllocationStrategy.MOST_AVAILABLE:
+        return sorted(rows, key=lambda row: (-free[row.id], *_priority_order(row)))
+    if strategy == AllocationStrategy.FEWEST_SPLITS:
+        whole = next((row for row in by_priority if free[row.id] >= need), None)
+        if whole is not None:
+            return [whole]
+    return by_priority
+
+
+def allocate(
+    *,
+    demands: dict[tuple[UUID, int | None], int],
+    rows: Sequence[StockLevel],
+    strategy: str,
+) -> tuple[dict[tuple[UUID, int | None], list[_Allocation]], dict[tuple[UUID, int | None], int]]:
+    """Spreads each demand over the candidate ``rows`` (locked by the caller, warehouses
+    loaded): a pinned demand ``(product, warehouse)`` only from that row, if its warehouse
+    is active; an unpinned one ``(product, None)`` over the product's rows in active
+    warehouses, in the order of ``strategy`` (see ``AllocationStrategy``), after the
+    pinned demands took theirs. Pure: no query, nothing written.
+
+    Returns the allocations per demand (in the order the strategy drew them) and, for
+    every demand that cannot be met, the total it could get (all or nothing: a short
+    demand takes nothing, so it leaves its stock to the others it is reported with)."""
+    free = {row.id: row.on_hand - row.reserved for row in rows}
+    by_pair = {(row.product_id, row.warehouse_id): row for row in rows}
+    active_by_product: dict[UUID, list[StockLevel]] = defaultdict(list)
+    for row in rows:
+        if row.warehouse.is_active:
+            active_by_product[row.product_id].append(row)
+    plan: dict[tuple[UUID, int | None], list[_Allocation]] = {}
+    short: dict[tuple[UUID, int | None], int] = {}
+    pinned = [key for key in demands if key[1] is not None]
+    for key in pinned:
+        row = by_pair.get(key)
+        can = free[row.id] if row is not None and row.warehouse.is_active else 0
+        if can < demands[key]:
+            short[key] = max(can, 0)
+            continue
+        free[row.id] -= demands[key]
+        plan[key] = [_Allocation(row, demands[key], AllocationStrategy.PINNED)]
+    for key in demands:
+        if key[1] is not None:
+            continue
+        need = demands[key]
+        candidates = active_by_product.get(key[0], [])
+        total = sum(max(free[row.id], 0) for row in candidates)
+        if total < need:
+            short[key] = total
+            continue
+        allocations = []
+        for row in _serving_order(candidates, free, need, strategy):
+            take = min(free[row.id], need)
+            if take <= 0:
+                continue
+            free[row.id] -= take
+            need -= take
+            allocations.append(_Allocation(row, take, strategy))
+            if need == 0:
+                break
+        plan[key] = allocations
+    return {key: plan[key] for key in demands if key in plan}, short
+
+
 def reserve(
     *,
     lines: Sequence[ReservationLine],
     ttl_seconds: int,
     cart_id: UUID | None = None,
     actor: str = "system",
+    strategy: str | None = None,
 ) -> list[Reservation]:
-    """Reserves every line or none (all-or-nothing); returns one pending reservation per
-    distinct product and warehouse, in the order of the lines, expiring ``ttl_seconds``
-    from now (``0 < ttl_seconds <= RESERVATION_MAX_TTL_SECONDS``, else
-    :class:`InvalidExpiry`).
+    """Reserves every line or none (all-or-nothing) and returns the pending reservations,
+    one per product and warehouse, in the order of the lines (a line's own in the order
+    its warehouses were chosen), expiring ``ttl_seconds`` from now
+    (``0 < ttl_seconds <= RESERVATION_MAX_TTL_SECONDS``, else :class:`InvalidExpiry`).
 
-    Quantities of the same product and warehouse are summed before checking, so two lines
-    of one product never each pass against the same unreduced stock. If any line is
-    short, lapsed reservations of the locked rows are reclaimed first; if still short,
-    :class:`InsufficientStock` lists every short line with ``available`` and ``requested``
-    and nothing changes (the reclaim rolls back too).
-    Locks: StockLevel rows of all lines, ascending pk. Queries: two whatever the number of
-    lines (lock; write), one more to reclaim and up to two more to describe a shortage.
+    A line that names a warehouse is served only there (if that warehouse is active); a
+    line without one (``warehouse_id=None``) is served by the active warehouses, split
+    over several when one cannot fill it, in the order of ``strategy`` (default
+    ``ALLOCATION_STRATEGY``; see :func:`allocate`). Quantities of the same product (and
+    warehouse, for pinned lines) are summed before checking, so two lines of one product
+    never each pass against the same unreduced stock. If any line is short, lapsed
+    reservations of every locked row are reclaimed first (an expired hold in any
+    candidate warehouse never blocks); if still short, :class:`InsufficientStock` lists
+    every short line with its total ``available``, ``requested`` and ``warehouse`` (the
+    pinned code, or null) and nothing changes (the reclaim rolls back too).
+    Locks: every candidate StockLevel row of every line, once, ascending pk. Queries: two
+    whatever the number of lines and warehouses (lock; write), one more to reclaim and up
+    to two more to describe a shortage.
     """
     if not lines:
         return []
@@ -364,21 +461,26 @@ def reserve(
         raise InvalidExpiry(
             f"TTL must be between 1 and {settings.RESERVATION_MAX_TTL_SECONDS} seconds"
         )
+    strategy = strategy or settings.ALLOCATION_STRATEGY
+    if strategy not in settings.ALLOCATION_STRATEGIES:
+        raise ValueError(f"unknown allocation strategy {strategy!r}")
 
-    wanted: dict[tuple[UUID, int], int] = defaultdict(int)
+    wanted: dict[tuple[UUID, int | None], int] = defaultdict(int)
     for line in lines:
         wanted[(line.product_id, line.warehouse_id)] += line.quantity
 
     try:
         with transaction.atomic():
-            rows = locks.lock_stock_levels_for(wanted)
-            shortages = _shortages(wanted, rows)
-            if shortages:
-                _reclaim_lapsed(rows.values(), actor=actor)
-                shortages = _shortages(wanted, rows)
-            if shortages:
-                raise InsufficientStock(_shortage_items(shortages, wanted, rows))
-            reservations = _create(wanted, rows, ttl_seconds, cart_id=cart_id, actor=actor)
+            rows = locks.lock_allocation_candidates(
+                pinned=[key for key in wanted if key[1] is not None],
+                unpinned=[key[0] for key in wanted if key[1] is None],
+            )
+            plan, short = allocate(demands=wanted, rows=rows, strategy=strategy)
+            if short and _reclaim_lapsed(rows, actor=actor):
+                plan, short = allocate(demands=wanted, rows=rows, strategy=strategy)
+            if short:
+                raise InsufficientStock(_shortage_items(short, wanted, rows))
+            reservations = _create(plan, ttl_seconds, cart_id=cart_id, actor=actor)
     except InsufficientStock as error:
         metrics.stock_reservations_total.labels(outcome="insufficient_stock").inc()
         metrics.stock_out_of_stock_total.inc(len(error.items))
@@ -393,8 +495,7 @@ def reserve(
 
 
 def _create(
-    wanted: dict[tuple[UUID, int], int],
-    rows: dict[tuple[UUID, int], StockLevel],
+    plan: dict[tuple[UUID, int | None], list[_Allocation]],
     ttl_seconds: int,
     *,
     cart_id: UUID | None,
@@ -402,7 +503,15 @@ def _create(
 ) -> list[Reservation]:
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
-    stock_ids = [rows[key].id for key in wanted]
+    # One reservation per stock row: a pinned and an unpinned line of the same product
+    # drawing from the same row share it (a cart has one line per product, so that only
+    # happens to internal clients).
+    merged: dict[int, list] = {}
+    for allocations in plan.values():
+        for allocation in allocations:
+            entry = merged.setdefault(allocation.row.id, [allocation.row, 0, allocation.strategy])
+            entry[1] += allocation.quantity
+    entries = list(merged.values())
     created = _execute(
         _RESERVE_SQL,
         {
@@ -411,79 +520,69 @@ def _create(
             "cart_id": cart_id,
             "actor": actor[:128],
             "request_id": _request_id(),
-            "stock_ids": stock_ids,
-            "product_ids": [key[0] for key in wanted],
-            "warehouse_ids": [key[1] for key in wanted],
-            "quantities": list(wanted.values()),
+            "stock_ids": [row.id for row, _, _ in entries],
+            "product_ids": [row.product_id for row, _, _ in entries],
+            "warehouse_ids": [row.warehouse_id for row, _, _ in entries],
+            "quantities": [quantity for _, quantity, _ in entries],
+            "strategies": [str(strategy) for _, _, strategy in entries],
         },
     )
-    # One reservation per stock row, so the row id tells which line each new id is.
+    # One reservation per stock row, so the row id tells which entry each new id is.
     ids_by_stock = {stock_id: reservation_id for reservation_id, stock_id in created}
     reservations = []
-    for key, quantity in wanted.items():
-        row = rows[key]
+    for row, quantity, strategy in entries:
         row.reserved += quantity
         row.updated_at = now
-        reservations.append(
-            _saved(
-                Reservation(
-                    id=ids_by_stock[row.id],
-                    stock_level_id=row.id,
-                    product_id=key[0],
-                    warehouse_id=key[1],
-                    quantity=quantity,
-                    status=ReservationStatus.PENDING,
-                    expires_at=expires_at,
-                    extension_count=0,
-                    cart_id=cart_id,
-                    release_reason="",
-                    created_at=now,
-                    updated_at=now,
-                )
+        reservation = _saved(
+            Reservation(
+                id=ids_by_stock[row.id],
+                stock_level_id=row.id,
+                product_id=row.product_id,
+                warehouse_id=row.warehouse_id,
+                quantity=quantity,
+                status=ReservationStatus.PENDING,
+                expires_at=expires_at,
+                extension_count=0,
+                cart_id=cart_id,
+                release_reason="",
+                allocation_strategy=str(strategy),
+                created_at=now,
+                updated_at=now,
             )
         )
+        _WAREHOUSE_FIELD.set_cached_value(reservation, row.warehouse)
+        reservations.append(reservation)
     _on_commit_count(metrics.stock_reservations_total, outcome="success")
     _on_commit_observe_ttl(float(ttl_seconds), len(reservations))
     _log("reservation.created", reservations, actor=actor, expires_at=expires_at.isoformat())
     return reservations
 
 
-def _shortages(
-    wanted: dict[tuple[UUID, int], int], rows: dict[tuple[UUID, int], StockLevel]
-) -> list[tuple[UUID, int]]:
-    return [
-        key
-        for key, quantity in wanted.items()
-        if key not in rows or rows[key].on_hand - rows[key].reserved < quantity
-    ]
-
-
 def _shortage_items(
-    shortages: list[tuple[UUID, int]],
-    wanted: dict[tuple[UUID, int], int],
-    rows: dict[tuple[UUID, int], StockLevel],
+    short: dict[tuple[UUID, int | None], int],
+    wanted: dict[tuple[UUID, int | None], int],
+    rows: Sequence[StockLevel],
 ) -> list[dict[str, object]]:
-    """The ``details.items`` of INSUFFICIENT_STOCK, in the order of the lines (two extra
-    queries for sku and warehouse code, only on this error path)."""
-    skus = dict(
-        Product.objects.filter(id__in={key[0] for key in shortages}).values_list("id", "sku")
-    )
-    codes = dict(
-        Warehouse.objects.filter(id__in={key[1] for key in shortages}).values_list("id", "code")
-    )
-    items = []
-    for key in shortages:
-        row = rows.get(key)
-        items.append(
-            {
-                "product_id": str(key[0]),
-                "sku": skus.get(key[0]),
-                "warehouse": codes.get(key[1]),
-                "available": max(row.on_hand - row.reserved, 0) if row else 0,
-                "requested": wanted[key],
-            }
-        )
-    return items
+    """The ``details.items`` of INSUFFICIENT_STOCK, in the order of the lines: each short
+    line's total ``available`` (over its candidate warehouses) and ``requested``, with
+    ``warehouse`` the pinned code or null. One extra query for the skus, one more for
+    the code of a pinned warehouse without a stock row (only on this error path)."""
+    skus = dict(Product.objects.filter(id__in={key[0] for key in short}).values_list("id", "sku"))
+    codes = {row.warehouse_id: row.warehouse.code for row in rows}
+    unknown = {key[1] for key in short if key[1] is not None and key[1] not in codes}
+    if unknown:
+        codes.update(Warehouse.objects.filter(id__in=unknown).values_list("id", "code"))
+    return [
+        {
+            "product_id": str(key[0]),
+            "sku": skus.get(key[0]),
+            "warehouse": codes.get(key[1]) if key[1] is not None else None,
+            "available": short[key],
+            "requested": wanted[key],
+        }
+        for key in wanted
+        if key in short
+    ]
 
 
 # --- operations on existing reservations ------------------------------------------------
@@ -671,7 +770,11 @@ def release(
                 actor=actor,
                 reason=reason,
             )
-            _on_commit_count(metrics.reservations_released_total, len(ending), reason=reason)
+            _on_commit_count(
+                metrics.reservations_released_total,
+                len(ending),
+                reason=release_reason_label(reason),
+            )
             _log("reservation.released", ending, actor=actor, reason=reason)
         return reservations
 
@@ -734,17 +837,38 @@ def restock(
             _end(confirmed + pending, ReservationStatus.RELEASED, reason=reason, now=now)
             _apply(_RELEASE_SQL, changes, now=now, actor=actor, reason=reason)
             _on_commit_count(
-                metrics.reservations_released_total, len(confirmed) + len(pending), reason=reason
+                metrics.reservations_released_total,
+                len(confirmed) + len(pending),
+                reason=release_reason_label(reason),
             )
             _log("reservation.restocked", confirmed, actor=actor, reason=reason)
             _log("reservation.released", pending, actor=actor, reason=reason)
         return reservations
 
 
+_SET_ON_HAND_SQL = """
+WITH changed AS (
+    UPDATE inventory_stocklevel SET on_hand = %(on_hand)s, updated_at = %(now)s
+    WHERE id = %(id)s
+    RETURNING id, on_hand
+)
+INSERT INTO inventory_stockledgerentry
+    (stock_level_id, delta, on_hand_after, reason, actor, created_at)
+SELECT id, %(delta)s, on_hand, %(reason)s, %(actor)s, %(now)s FROM changed
+"""
+
+
 def set_stock(
-    *, product: Product, warehouse: Warehouse, on_hand: int, actor: str = "system"
+    *,
+    product: Product,
+    warehouse: Warehouse,
+    on_hand: int,
+    actor: str = "system",
+    reason: str = "",
 ) -> StockLevel:
-    """Sets ``on_hand`` of a product in a warehouse (creating the row if needed).
+    """Sets ``on_hand`` of a product in a warehouse (creating the row if needed) and
+    writes the change (delta, on-hand after, ``reason``, ``actor``) to the stock ledger in
+    the same statement; setting the same value changes nothing and writes no entry.
 
     If ``on_hand`` would fall below what is reserved, lapsed reservations of the row are
     reclaimed first; if it still would, :class:`StockBelowReserved` and nothing changes.
@@ -752,12 +876,41 @@ def set_stock(
     """
     if on_hand < 0:
         raise ValueError("on_hand must not be negative")
+    return _change_on_hand(
+        product=product, warehouse=warehouse, actor=actor, reason=reason, target=lambda _: on_hand
+    )
+
+
+def adjust_stock(
+    *, product: Product, warehouse: Warehouse, delta: int, actor: str, reason: str = ""
+) -> StockLevel:
+    """Adds ``delta`` (negative to remove) to ``on_hand``, computed on the locked row so
+    that concurrent adjustments add up; otherwise exactly as :func:`set_stock` (ledger
+    entry, reclaim of lapsed holds, :class:`StockBelowReserved` below ``reserved``)."""
+    return _change_on_hand(
+        product=product,
+        warehouse=warehouse,
+        actor=actor,
+        reason=reason,
+        target=lambda row: row.on_hand + delta,
+    )
+
+
+def _change_on_hand(
+    *,
+    product: Product,
+    warehouse: Warehouse,
+    actor: str,
+    reason: str,
+    target: Callable[[StockLevel], int],
+) -> StockLevel:
     with transaction.atomic():
         StockLevel.objects.bulk_create(
             [StockLevel(product=product, warehouse=warehouse, on_hand=0, reserved=0)],
             ignore_conflicts=True,
         )
         row = locks.lock_stock_levels_for([(product.id, warehouse.id)])[(product.id, warehouse.id)]
+        on_hand = target(row)
         if on_hand < row.reserved:
             _reclaim_lapsed([row], actor=actor)
         if on_hand < row.reserved:
@@ -765,8 +918,20 @@ def set_stock(
                 details={"on_hand": on_hand, "reserved": row.reserved, "sku": product.sku}
             )
         before = row.on_hand
-        row.on_hand = on_hand
-        row.save(update_fields=["on_hand", "updated_at"])
+        if on_hand != before:
+            now = timezone.now()
+            _execute(
+                _SET_ON_HAND_SQL,
+                {
+                    "id": row.id,
+                    "on_hand": on_hand,
+                    "delta": on_hand - before,
+                    "reason": reason[:255],
+                    "actor": actor[:128],
+                    "now": now,
+                },
+            )
+            row.on_hand, row.updated_at = on_hand, now
         row.product, row.warehouse = product, warehouse
         logger.info(
             "stock.set",
@@ -778,6 +943,7 @@ def set_stock(
                 "on_hand": on_hand,
                 "reserved": row.reserved,
                 "actor": actor,
+                "reason": reason,
             },
         )
         return row

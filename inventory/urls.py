@@ -12,7 +12,9 @@ urlpatterns = [
     path("products/", api.ProductsApi.as_view(), name="products"),
     path("products/<str:product_id>/", api.ProductDetailApi.as_view(), name="product-detail"),
     path("warehouses/", api.WarehousesApi.as_view(), name="warehouses"),
+    path("warehouses/<str:code>/", api.WarehouseDetailApi.as_view(), name="warehouse-detail"),
     path("inventory/stock/", api.StockApi.as_view(), name="inventory-stock"),
+    path("inventory/stock/ledger/", api.StockLedgerApi.as_view(), name="inventory-stock-ledger"),
     path("inventory/availability/", api.AvailabilityApi.as_view(), name="inventory-availability"),
     path("inventory/reservations/", api.ReservationsApi.as_view(), name="reservations"),
     path(

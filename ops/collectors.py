@@ -11,8 +11,8 @@ registered in the process-wide registry: only the ``/metrics`` view adds them.
 (``inventory.cleanup.orphaned_reservations``), so the gauge and the job agree.
 
 Cost: four aggregate queries per scrape, served by the partial index on pending
-reservations, the cart status index and the partial index on captured payments without
-an order.
+reservations and the cart status index (the payments aggregate scans the payments table
+once: captured without an order, flagged for staff, oldest refund owed).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import logging
 from collections.abc import Iterator
 
 from django.db import DatabaseError
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core.metrics import SCRAPE_TIME_GAUGES
+from core.metrics import PAYMENT_BREAKER_GAUGES, SCRAPE_TIME_GAUGES
 
 logger = logging.getLogger("core.metrics")
 
@@ -45,7 +45,7 @@ class CheckoutStateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            reservations, carts, captured = self._read()
+            reservations, carts, payments = self._read()
         except DatabaseError as exc:
             logger.warning("metrics: database gauges unavailable: %s", exc)
             up = _gauge("checkout_state_collector_up")
@@ -68,20 +68,25 @@ class CheckoutStateCollector(Collector):
             by_status.add_metric([status], count)
         yield by_status
 
-        backlog = _gauge("payments_captured_without_order")
-        backlog.add_metric([], captured)
-        yield backlog
+        for name, key in (
+            ("payments_refund_pending_oldest_seconds", "refund_oldest"),
+            ("payments_needing_attention", "attention"),
+            ("payments_captured_without_order", "captured"),
+        ):
+            family = _gauge(name)
+            family.add_metric([], payments[key])
+            yield family
 
         up = _gauge("checkout_state_collector_up")
         up.add_metric([], 1)
         yield up
 
     @staticmethod
-    def _read() -> tuple[dict[str, int | None], dict[str, int], int]:
+    def _read() -> tuple[dict[str, int | None], dict[str, int], dict[str, float]]:
         from carts.models import Cart, CartStatus
         from checkout.orphans import orphaned_reservations
         from inventory.models import Reservation, ReservationStatus
-        from payments.models import Payment
+        from payments.models import Payment, PaymentStatus, captured_without_order_q
 
         now = timezone.now()
         reservations = (
@@ -97,5 +102,50 @@ class CheckoutStateCollector(Collector):
         carts = dict.fromkeys(CartStatus.values, 0)
         for row in Cart.objects.order_by().values("status").annotate(n=Count("id")):
             carts[row["status"]] = row["n"]
-        captured = Payment.objects.captured_without_order().count()
-        return reservations, carts, captured
+        # One aggregate: the captured-without-order backlog, payments flagged for staff and
+        # the oldest refund owed.
+        row = Payment.objects.order_by().aggregate(
+            captured=Count("id", filter=captured_without_order_q()),
+            attention=Count("id", filter=Q(needs_attention=True)),
+            refund_since=Min("refund_requested_at", filter=Q(status=PaymentStatus.REFUND_PENDING)),
+        )
+        oldest = row["refund_since"]
+        payments = {
+            "captured": row["captured"],
+            "refund_oldest": (now - oldest).total_seconds() if oldest else 0.0,
+            "attention": row["attention"],
+        }
+        return reservations, carts, payments
+
+
+class PaymentBreakerCollector(Collector):
+    """The payment gateway's circuit breaker as every worker shares it (its Redis state,
+    read at scrape time; names and help in ``core.metrics.PAYMENT_BREAKER_GAUGES``).
+    Redis unreachable: ``payment_breaker_storage_up`` 0 and the state the breaker acts on
+    (closed: it fails open)."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name in PAYMENT_BREAKER_GAUGES:
+            yield self._gauge(name)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from payments import breaker
+
+        snap = breaker.snapshot()
+        state = self._gauge("payment_breaker_state")
+        for name in breaker.STATES:
+            state.add_metric([name.replace("-", "_")], 1 if snap.state == name else 0)
+        yield state
+        for name, value in (
+            ("payment_breaker_consecutive_failures", snap.failures),
+            ("payment_breaker_retry_after_seconds", snap.retry_after_seconds),
+            ("payment_breaker_storage_up", 1 if snap.storage_available else 0),
+        ):
+            family = self._gauge(name)
+            family.add_metric([], value)
+            yield family
+
+    @staticmethod
+    def _gauge(name: str) -> GaugeMetricFamily:
+        labels = ["state"] if name == "payment_breaker_state" else None
+        return GaugeMetricFamily(name, PAYMENT_BREAKER_GAUGES[name], labels=labels)

@@ -10,8 +10,11 @@ web view only, so two scrape targets never report the same gauge twice.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import Iterable
+from functools import lru_cache
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -28,7 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
-from ops.collectors import CheckoutStateCollector
+from ops.collectors import CheckoutStateCollector, PaymentBreakerCollector
 
 logger = logging.getLogger("core.metrics")
 
@@ -50,11 +53,87 @@ def build_registry(*, database_gauges: bool = True) -> CollectorRegistry:
         registry.register(_ThisProcess())
     if database_gauges:
         registry.register(CheckoutStateCollector())
+        registry.register(PaymentBreakerCollector())
     return registry
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@lru_cache(maxsize=8)
+def _parsed(networks: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n) for n in networks)
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip().split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _within(address: Address | None, networks: tuple[str, ...]) -> bool:
+    return address is not None and any(address in n for n in _parsed(networks))
+
+
+def client_address(request: HttpRequest) -> Address | None:
+    """The scraping client: the connection's address, unless that is one of
+    ``METRICS_TRUSTED_PROXIES``; then the right-most ``X-Forwarded-For`` entry that is
+    not itself a trusted proxy (entries further left are set by the client and prove
+    nothing). Without trusted proxies the header is ignored."""
+    address = _address(request.META.get("REMOTE_ADDR", ""))
+    trusted = settings.METRICS_TRUSTED_PROXIES
+    if not trusted or not _within(address, trusted):
+        return address
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for entry in reversed([e for e in forwarded.split(",") if e.strip()]):
+        hop = _address(entry)
+        if hop is None:
+            return None
+        if not _within(hop, trusted):
+            return hop
+    return address
+
+
+def _refused(status: int, reason: str) -> HttpResponse:
+    response = HttpResponse(f"{reason}\n", status=status, content_type="text/plain; charset=utf-8")
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
+def scrape_refusal(request: HttpRequest) -> HttpResponse | None:
+    """None when the request may scrape; else the 403/401 answer (docs/deployment.md)."""
+    address = client_address(request)
+    if not _within(address, settings.METRICS_ALLOWED_NETWORKS):
+        logger.warning(
+            "metrics.scrape_refused",
+            extra={"event": "metrics.scrape_refused", "client": str(address), "why": "network"},
+        )
+        return _refused(403, "Forbidden: this address may not scrape /metrics.")
+    token = settings.METRICS_BEARER_TOKEN
+    if token:
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            logger.warning(
+                "metrics.scrape_refused",
+                extra={"event": "metrics.scrape_refused", "client": str(address), "why": "token"},
+            )
+            return _refused(401, "Unauthorized: /metrics needs its bearer token.")
+    return None
 
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        return refusal
     return HttpResponse(generate_latest(build_registry()), content_type=CONTENT_TYPE_LATEST)
 
 

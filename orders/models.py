@@ -35,6 +35,9 @@ class Order(models.Model):
         on_delete=models.SET_NULL,
         related_name="orders",
     )
+    # The shopper's email as given at checkout ("" when none); with the number it finds
+    # the order again (``POST orders/lookup/``).
+    email = models.EmailField(max_length=254, blank=True, default="")
     currency = models.CharField(max_length=3)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2)
     shipping_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
@@ -51,7 +54,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_created"),
+            # Orders of a day whatever their status (admin overview: orders today).
+            models.Index(fields=["created_at"], name="order_created"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in OrderStatus]), name="order_status_valid"
@@ -92,3 +99,23 @@ class OrderItem(models.Model):
         return Reservation.objects.filter(
             order_id=self.order_id, product_id=self.product_id
         ).order_by("id")
+
+
+class OrderEvent(models.Model):
+    """The order timeline: one row per staff or system action on an order (status change,
+    cancel, refund, note), appended by ``orders.services.record_event`` in the same
+    transaction as the action."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=128, blank=True, default="")
+    # What happened, e.g. "status:confirmed→processing", "cancelled", "refund", "note".
+    action = models.CharField(max_length=64)
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["order", "at"], name="order_event_order_at")]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor or 'system'}"

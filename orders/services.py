@@ -27,8 +27,10 @@ from inventory import services as inventory
 from inventory.errors import InsufficientStock, ReservationNotActive
 from inventory.models import ReleaseReason, Reservation, ReservationStatus
 from orders import locks
-from orders.errors import InvalidOrderStatus
-from orders.models import Order, OrderItem, OrderStatus
+from orders.errors import InvalidOrderStatus, OrderNotFound
+from orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from payments import refunds
+from payments.models import Payment, PaymentStatus
 
 logger = logging.getLogger("orders")
 
@@ -47,6 +49,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 SHOPPER_CANCELLABLE = frozenset({OrderStatus.PENDING})
 
 CONFIRMATION_ERRORS_KEY = "reservation_confirmation_errors"
+
+# Timeline actions besides status changes (``status:<from>→<to>``).
+EVENT_CANCELLED = "cancelled"
+EVENT_NOTE = "note"
+EVENT_REFUND = "refund"
 
 # Holds stock again for order items whose reservation was lost: called with ``cart_id``,
 # ``items`` and ``actor``, returns a pending reservation per item id (all or nothing, else
@@ -89,7 +96,7 @@ def next_order_number() -> str:
 
 def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list[OrderItem]]:
     """Writes the order of ``cart`` (status ``pending``) and its items (one per product:
-    an item's reservations are the order's reservations of its product); addresses,
+    an item's reservations are the order's reservations of its product); email, addresses,
     payment method, customer and currency are copied from the cart. The caller holds the Cart lock inside a transaction; ``Order.cart`` is unique,
     so a second order for the cart fails. Four queries whatever the number of lines."""
     subtotal = sum((line.line_total for line in lines), Decimal("0.00")).quantize(CENTS)
@@ -98,6 +105,7 @@ def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list
         status=OrderStatus.PENDING,
         cart=cart,
         customer_id=cart.customer_id,
+        email=cart.email,
         currency=cart.currency,
         subtotal=subtotal,
         shipping_total=Decimal("0.00"),
@@ -136,22 +144,34 @@ def create_order(*, cart: Cart, lines: Sequence[OrderLine]) -> tuple[Order, list
     return order, items
 
 
+@dataclass(frozen=True)
+class _MissingLine:
+    """What an order item still lacks: ``quantity`` of its product, from any active
+    warehouse (the line holder allocates it)."""
+
+    id: int
+    product_id: UUID
+    quantity: int
+    warehouse_id: int | None = None
+
+
 def confirm_order_reservations(
     *,
     order: Order,
     items: Sequence[OrderItem] | None = None,
-    holds: Mapping[int, Reservation] | None = None,
+    holds: Mapping[int, Sequence[Reservation]] | None = None,
     actor: str,
 ) -> list[dict[str, object]]:
-    """Confirms the reservations of the order's items (stock leaves ``on_hand``) and so
-    links them to the order (``Reservation.order``).
+    """Confirms the reservations of the order's items (stock leaves ``on_hand`` of each
+    warehouse an item was allocated to) and so links them to the order
+    (``Reservation.order``).
 
-    ``holds`` is the pending reservation of each item (by item id) that the caller
-    secured (the checkout, when it writes the order). An item without one uses the
-    order's own reservation of its product (a retry), or, if it has none, is held again
-    through the registered line holder (the checkout's). The payment was taken, so a
-    reservation that cannot be confirmed never fails the order: the others are
-    confirmed, a line whose reservation is gone gets a fresh reservation confirmed at
+    ``holds`` is the pending reservations of each item (by item id; one per warehouse)
+    that the caller secured (the checkout, when it writes the order). An item without
+    them uses the order's own reservations of its product (a retry), and whatever it still
+    lacks is held again through the registered line holder (the checkout's). The payment
+    was taken, so a reservation that cannot be confirmed never fails the order: the
+    others are confirmed, the quantity a line lost gets a fresh reservation confirmed at
     once if stock allows, and whatever is still unconfirmed is recorded in
     ``order.metadata`` under ``reservation_confirmation_errors`` (and returned) for
     staff. Idempotent: calling it again (as the change to ``confirmed`` does) retries
@@ -159,33 +179,26 @@ def confirm_order_reservations(
     locked by the caller.
     """
     items = list(items) if items is not None else list(order.items.all())
-    held: dict[int, Reservation] = dict(holds or {})
+    held: dict[int, list[Reservation]] = {key: list(value) for key, value in (holds or {}).items()}
     unheld = [item for item in items if item.id not in held]
-    done: set[int] = set()
+    confirmed_before: dict[int, int] = {}
     if unheld:
-        own: dict[UUID, Reservation] = {}
+        own: dict[UUID, list[Reservation]] = {}
         for r in Reservation.objects.filter(
             order_id=order.id,
             product_id__in={item.product_id for item in unheld},
             status__in=[ReservationStatus.PENDING, ReservationStatus.CONFIRMED],
         ).order_by("id"):
-            current = own.get(r.product_id)
-            if current is None or (
-                r.status == ReservationStatus.CONFIRMED
-                and current.status != ReservationStatus.CONFIRMED
-            ):
-                own[r.product_id] = r
+            own.setdefault(r.product_id, []).append(r)
         for item in unheld:
-            r = own.get(item.product_id)
-            if r is None:
-                continue
-            if r.status == ReservationStatus.CONFIRMED:
-                done.add(item.id)
-            else:
-                held[item.id] = r
+            mine = own.get(item.product_id, [])
+            confirmed_before[item.id] = sum(
+                r.quantity for r in mine if r.status == ReservationStatus.CONFIRMED
+            )
+            held[item.id] = [r for r in mine if r.status == ReservationStatus.PENDING]
 
     refused: set[int] = set()
-    remaining = [r.id for r in held.values()]
+    remaining = [r.id for reservations in held.values() for r in reservations]
     while remaining:
         try:
             inventory.confirm(reservation_ids=remaining, order_id=order.id, actor=actor)
@@ -198,14 +211,16 @@ def confirm_order_reservations(
             refused |= newly_refused
             remaining = [rid for rid in remaining if rid not in refused]
 
-    lost = [
-        item
-        for item in items
-        if item.id not in done and (item.id not in held or held[item.id].id in refused)
-    ]
+    lost: list[tuple[OrderItem, int]] = []
+    for item in items:
+        confirmed = confirmed_before.get(item.id, 0) + sum(
+            r.quantity for r in held.get(item.id, []) if r.id not in refused
+        )
+        if confirmed < item.quantity:
+            lost.append((item, item.quantity - confirmed))
     errors: list[dict[str, object]] = []
     if lost:
-        errors = _hold_again(order=order, items=lost, held=held, actor=actor)
+        errors = _hold_again(order=order, lost=lost, held=held, actor=actor)
 
     had_errors = CONFIRMATION_ERRORS_KEY in (order.metadata or {})
     if errors or had_errors:
@@ -231,18 +246,24 @@ def confirm_order_reservations(
 
 
 def _hold_again(
-    *, order: Order, items: Sequence[OrderItem], held: Mapping[int, Reservation], actor: str
+    *,
+    order: Order,
+    lost: Sequence[tuple[OrderItem, int]],
+    held: Mapping[int, Sequence[Reservation]],
+    actor: str,
 ) -> list[dict[str, object]]:
-    """Holds the lost lines again through the line holder and confirms them at once (one
-    savepoint: all or nothing); returns the errors of the lines it could not hold
-    (``held``: the reservation each had, if any, refused by the confirmation)."""
+    """Holds what the lost lines lack (``(item, missing quantity)``) again through the
+    line holder, from any active warehouse, and confirms it at once (one savepoint: all
+    or nothing); returns the errors of the lines it could not hold (``held``: the
+    reservations each had, refused by the confirmation)."""
     code, short = "RESERVATION_NOT_ACTIVE", {}
+    lines = [_MissingLine(id=item.id, product_id=item.product_id, quantity=q) for item, q in lost]
     for holder in _line_holders[:1]:
         try:
             with transaction.atomic():
-                fresh = holder(cart_id=order.cart_id, items=items, actor=actor)
+                fresh = holder(cart_id=order.cart_id, items=lines, actor=actor)
                 inventory.confirm(
-                    reservation_ids=[fresh[item.id].id for item in items],
+                    reservation_ids=[r.id for line in lines for r in fresh[line.id]],
                     order_id=order.id,
                     actor=actor,
                 )
@@ -254,13 +275,13 @@ def _hold_again(
         {
             "item_id": item.id,
             "sku": item.sku,
-            "reservation_id": held[item.id].id if item.id in held else None,
+            "reservation_id": held[item.id][0].id if held.get(item.id) else None,
             "code": code,
             "available": short.get(str(item.product_id), {}).get("available"),
-            "requested": item.quantity,
+            "requested": missing,
             "at": now,
         }
-        for item in items
+        for item, missing in lost
     ]
 
 
@@ -271,8 +292,10 @@ def _order_reservation_ids(order: Order) -> list[int]:
 def cancel_order(*, order_id: UUID, actor: str, by_staff: bool) -> Order:
     """Cancels the order and gives its stock back: confirmed reservations are restocked
     (``on_hand += q``), pending ones released. A shopper may cancel only a ``pending``
-    order; staff also a ``confirmed`` or ``processing`` one. Locks: the Order row, then
-    stock rows and reservations (through ``inventory.services.restock``)."""
+    order; staff also a ``confirmed`` or ``processing`` one. Its captured payment is
+    refunded exactly once (``refund_pending`` here, the gateway called after the commit by
+    ``payments.refunds``). Locks: the Order row, then stock rows and reservations (through
+    ``inventory.services.restock``), then the payment row."""
     with transaction.atomic():
         order = locks.lock_order(order_id)
         if by_staff:
@@ -296,15 +319,38 @@ def cancel_order(*, order_id: UUID, actor: str, by_staff: bool) -> Order:
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at", "updated_at"])
         _log_status(order, source, actor)
+        _request_refund(order=order, actor=actor)
         return order
 
 
-def change_order_status(*, order_id: UUID, status: str, actor: str) -> Order:
-    """Moves the order along the status flow (staff). ``cancelled`` cancels it (see
-    :func:`cancel_order`); ``confirmed`` first retries any reservation confirmation that
-    had failed. Locks: the Order row (then stock rows and reservations when stock moves)."""
+def _request_refund(*, order: Order, actor: str) -> None:
+    """The captured payment of a cancelled order is owed back (SPEC §13): marked
+    ``refund_pending`` in this transaction; the gateway is called after the commit, never
+    under the order's lock (``payments.refunds``)."""
+    captured = Payment.objects.select_for_update(of=("self",)).filter(
+        order_id=order.id, status=PaymentStatus.CAPTURED
+    )
+    for payment in captured:
+        if refunds.request_refund(payment=payment, actor=actor):
+            record_event(
+                order=order,
+                actor=actor,
+                action=EVENT_REFUND,
+                note=f"refund of {payment.amount} {payment.currency} requested",
+            )
+
+
+def change_order_status(*, order_id: UUID, status: str, actor: str, note: str = "") -> Order:
+    """Moves the order along the status flow (staff) and records it in the timeline (with
+    ``note``, if any). ``cancelled`` cancels it (see :func:`cancel_order`); ``confirmed``
+    first retries any reservation confirmation that had failed. Locks: the Order row (then
+    stock rows and reservations when stock moves)."""
     if status == OrderStatus.CANCELLED:
-        return cancel_order(order_id=order_id, actor=actor, by_staff=True)
+        with transaction.atomic():
+            order = cancel_order(order_id=order_id, actor=actor, by_staff=True)
+            if note:
+                record_event(order=order, actor=actor, action=EVENT_NOTE, note=note)
+            return order
     with transaction.atomic():
         order = locks.lock_order(order_id)
         if status not in TRANSITIONS[order.status]:
@@ -318,11 +364,35 @@ def change_order_status(*, order_id: UUID, status: str, actor: str) -> Order:
         source = order.status
         order.status = status
         order.save(update_fields=["status", "updated_at"])
-        _log_status(order, source, actor)
+        _log_status(order, source, actor, note)
         return order
 
 
-def _log_status(order: Order, source: str, actor: str) -> None:
+def record_event(*, order: Order | UUID, actor: str, action: str, note: str = "") -> OrderEvent:
+    """Appends one entry to the order timeline (status change, cancel, refund, note) and
+    returns it. Runs in the caller's transaction, so the entry exists exactly when the
+    action it records does; takes no lock (entries only accumulate)."""
+    order_id = order.id if isinstance(order, Order) else order
+    return OrderEvent.objects.create(order_id=order_id, actor=actor, action=action, note=note)
+
+
+def add_note(*, order_id: UUID, actor: str, note: str) -> OrderEvent:
+    """Adds a staff note to the order's timeline (:class:`OrderNotFound` if no order)."""
+    if not Order.objects.filter(id=order_id).exists():
+        raise OrderNotFound()
+    return record_event(order=order_id, actor=actor, action=EVENT_NOTE, note=note)
+
+
+def status_action(source: str, target: str) -> str:
+    """The timeline action of a status change: ``cancelled`` for a cancel, else
+    ``status:<from>→<to>``."""
+    if target == OrderStatus.CANCELLED:
+        return EVENT_CANCELLED
+    return f"status:{source}→{target}"
+
+
+def _log_status(order: Order, source: str, actor: str, note: str = "") -> None:
+    record_event(order=order, actor=actor, action=status_action(source, order.status), note=note)
     logger.info(
         "order.status_changed",
         extra={

@@ -2,8 +2,10 @@
 
 A payment is the record of what the gateway did; only the staff follow-up fields
 (``needs_attention``, ``attention_reason``) are editable. A payment captured without an
-order (money taken, order not written) is one filter away, and the reconcile action runs
-the same job as beat.
+order (money taken, order not written), a refund owed (``refund_pending``) and a payment
+left in flight by an interrupted confirm are each one filter away, and the reconcile
+action runs the same job as beat (which also resolves interrupted payments with the
+gateway and retries refunds that are due).
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ class CapturedWithoutOrderFilter(admin.SimpleListFilter):
         return queryset
 
 
+class InFlightFilter(admin.SimpleListFilter):
+    """In flight now (a confirm is paying) or stale (left past the in-flight timeout by an
+    interrupted confirm), as ``PaymentQuerySet`` defines them."""
+
+    title = "in flight"
+    parameter_name = "in_flight"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return (("now", "Now — a confirm is paying"), ("stale", "Stale — past the timeout"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "now":
+            return queryset.in_flight()
+        if self.value() == "stale":
+            return queryset.stale_in_flight()
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = (
@@ -44,6 +64,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "needs_attention",
         "attempts",
         "error_code",
+        "refunded_amount",
         "created_at",
         "captured_at",
     )
@@ -51,6 +72,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "status",
         "needs_attention",
         CapturedWithoutOrderFilter,
+        InFlightFilter,
         "gateway",
         "method",
         "created_at",
@@ -87,6 +109,14 @@ class PaymentAdmin(ReadOnlyAdmin):
         "authorized_at",
         "captured_at",
         "voided_at",
+        "resolved_at",
+        "refunded_amount",
+        "refund_key",
+        "refund_id",
+        "refund_attempts",
+        "refund_requested_at",
+        "refund_next_attempt_at",
+        "refunded_at",
     )
     readonly_fields = tuple(f for f in fields if f not in {"needs_attention", "attention_reason"})
     actions = ["reconcile_now"]
@@ -104,7 +134,10 @@ class PaymentAdmin(ReadOnlyAdmin):
         return admin_link(obj.order, obj.order.number if obj.order else None)
 
     @admin.action(
-        description="Reconcile captured payments now (write their orders or flag them)",
+        description=(
+            "Reconcile payments now (write orders of captured payments, resolve interrupted "
+            "ones with the gateway, retry refunds due)"
+        ),
         permissions=["act"],
     )
     def reconcile_now(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -115,7 +148,8 @@ class PaymentAdmin(ReadOnlyAdmin):
         )
         self.message_user(
             request,
-            f"Reconciliation handled {run.done} payment(s) (orders written or flagged for "
-            "attention); payments captured in the last minute are left to their own confirm.",
+            f"Reconciliation handled {run.done} payment(s) (orders written, interrupted "
+            "payments resolved with the gateway, refunds retried, or flagged for attention); "
+            "payments captured in the last minute are left to their own confirm.",
             messages.SUCCESS if not run.errors else messages.WARNING,
         )

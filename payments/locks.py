@@ -37,13 +37,3 @@ def lock_captured_payments(*, cart_ids: list[UUID], captured_before: datetime) -
         .filter(cart_id__in=cart_ids)
         .order_by("cart_id", "captured_at", "id")
     )
-
-
-def lock_stale_in_flight_payments(*, now: datetime, limit: int) -> list[Payment]:
-    """Locks up to ``limit`` payments left ``pending``/``authorized`` past the in-flight
-    window (their confirm was interrupted), skipping locked rows."""
-    return list(
-        Payment.objects.stale_in_flight(now=now)
-        .select_for_update(of=("self",), skip_locked=True)
-        .order_by("created_at", "id")[:limit]
-    )

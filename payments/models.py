@@ -23,20 +23,27 @@ class PaymentStatus(models.TextChoices):
     VOIDED = "voided", "Voided"
     FAILED = "failed", "Failed"
     REFUNDED = "refunded", "Refunded"
+    # The order was cancelled; the refund is owed and not yet confirmed by the gateway.
+    REFUND_PENDING = "refund_pending", "Refund pending"
 
 
 IN_FLIGHT_STATUSES = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)
 
 
 def in_flight_window() -> timedelta:
-    """How long a ``pending``/``authorized`` payment counts as in flight. No confirm can
-    last longer than the payment TTL of its reservations; an older one was interrupted
-    and is left to reconciliation."""
-    return timedelta(seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS)
+    """How long a ``pending``/``authorized`` payment counts as in flight
+    (``PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS``, longer than any request can live). An older
+    one was interrupted: the next confirm of its cart, the reconcile job or staff ask the
+    gateway for its real state and resolve it."""
+    return timedelta(seconds=settings.PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS)
 
 
-def _captured_without_order() -> Q:
+def captured_without_order_q() -> Q:
+    """Money taken, order not written yet, as a condition (for aggregates)."""
     return Q(status=PaymentStatus.CAPTURED, order__isnull=True)
+
+
+_captured_without_order = captured_without_order_q
 
 
 def _in_flight(now: datetime) -> Q:
@@ -66,6 +73,15 @@ class PaymentQuerySet(models.QuerySet):
             status__in=IN_FLIGHT_STATUSES,
             needs_attention=False,
             created_at__lt=now - in_flight_window(),
+        )
+
+    def refunds_due(self, *, now: datetime | None = None) -> PaymentQuerySet:
+        """Refunds owed whose next attempt is due (the reconcile job's work): status
+        ``refund_pending``, not flagged for staff."""
+        return self.filter(
+            status=PaymentStatus.REFUND_PENDING,
+            needs_attention=False,
+            refund_next_attempt_at__lte=now or timezone.now(),
         )
 
     def holding_cart(self, *, now: datetime | None = None) -> PaymentQuerySet:
@@ -106,6 +122,17 @@ class Payment(models.Model):
     authorized_at = models.DateTimeField(null=True, blank=True)
     captured_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # Refund of a cancelled order (SPEC §13): one refund of the captured amount, under
+    # ``refund_key`` at the gateway; each attempt is counted before the gateway is called.
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    refund_key = models.CharField(max_length=128, blank=True, default="")
+    refund_id = models.CharField(max_length=128, blank=True, default="")
+    refund_attempts = models.PositiveIntegerField(default=0)
+    refund_requested_at = models.DateTimeField(null=True, blank=True)
+    refund_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    # When an interrupted in-flight payment was resolved from the gateway's answer.
+    resolved_at = models.DateTimeField(null=True, blank=True)
 
     objects = PaymentQuerySet.as_manager()
 
@@ -117,6 +144,11 @@ class Payment(models.Model):
                 fields=["created_at"],
                 condition=Q(status="captured", order__isnull=True),
                 name="payment_captured_no_order",
+            ),
+            models.Index(
+                fields=["refund_next_attempt_at"],
+                condition=Q(status="refund_pending"),
+                name="payment_refund_pending",
             ),
         ]
         constraints = [

@@ -7,6 +7,15 @@ from rest_framework.test import APIClient
 from tests.support.factories import StaffFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _payment_breaker_closed():
+    """Every test starts with the payment gateway's circuit breaker closed (its state
+    lives in Redis and would otherwise outlive the test)."""
+    from payments import breaker
+
+    breaker.reset()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -1,10 +1,16 @@
 // The REST API as the storefront uses it (API.md). The shopper's cart id and secret
-// token live in localStorage; every cart, checkout and order request carries the token
-// in the X-Cart-Token header.
+// token live in the `storefront_cart` cookie (`<id>:<token>`), which the storefront's own
+// pages also read and write when a shopper adds to the cart without JavaScript
+// (storefront/cart_cookie.py); a copy in localStorage is kept for carts stored before the
+// cookie. Every cart, checkout and order request carries the token in the X-Cart-Token
+// header.
 
 const API_ROOT = document.body.dataset.apiRoot || "/api/v1/";
 const CART_KEY = "storefront.cart";
 const ORDERS_KEY = "storefront.orders";
+const LOOKUPS_KEY = "storefront.orderLookups";
+const CART_COOKIE = "storefront_cart";
+const CART_COOKIE_MAX_AGE = 30 * 24 * 3600;
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -33,12 +39,42 @@ function writeJson(key, value) {
   }
 }
 
+function readCartCookie() {
+  const entry = document.cookie.split("; ").find((part) => part.startsWith(`${CART_COOKIE}=`));
+  if (!entry) return null;
+  const [id, token] = decodeURIComponent(entry.slice(CART_COOKIE.length + 1)).split(":");
+  return id && token ? { id, token } : null;
+}
+
+function writeCartCookie(cart) {
+  const secure = window.location.protocol === "https:" ? "; Secure" : "";
+  // A UUID and a URL-safe token: nothing in the value needs escaping.
+  document.cookie =
+    `${CART_COOKIE}=${cart.id}:${cart.token}; Path=/; ` +
+    `Max-Age=${CART_COOKIE_MAX_AGE}; SameSite=Lax${secure}`;
+}
+
+function rememberCart(cart) {
+  writeJson(CART_KEY, { id: cart.id, token: cart.token });
+  writeCartCookie(cart);
+}
+
+/** The shopper's cart {id, token}: the cookie's (shared with the pages' own forms), else
+ * the one stored before the cookie existed, which is then copied to the cookie. */
 export function storedCart() {
+  const fromCookie = readCartCookie();
   const cart = readJson(CART_KEY, null);
-  return cart && cart.id && cart.token ? cart : null;
+  if (fromCookie) {
+    if (!cart || cart.id !== fromCookie.id) writeJson(CART_KEY, fromCookie);
+    return fromCookie;
+  }
+  if (!(cart && cart.id && cart.token)) return null;
+  writeCartCookie(cart);
+  return cart;
 }
 
 export function forgetCart() {
+  document.cookie = `${CART_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax`;
   try {
     window.localStorage.removeItem(CART_KEY);
   } catch {
@@ -54,6 +90,18 @@ export function rememberOrder(orderId, token) {
 
 export function orderToken(orderId) {
   return readJson(ORDERS_KEY, {})[orderId] || null;
+}
+
+/** The token of POST orders/lookup/ for an order found by number and email; it reads
+ * the order as X-Order-Token. */
+export function rememberOrderLookup(orderId, token) {
+  const lookups = readJson(LOOKUPS_KEY, {});
+  lookups[orderId] = token;
+  writeJson(LOOKUPS_KEY, lookups);
+}
+
+export function orderLookupToken(orderId) {
+  return readJson(LOOKUPS_KEY, {})[orderId] || null;
 }
 
 function csrfToken() {
@@ -142,7 +190,7 @@ export async function loadCart() {
 
 async function createCart(currency) {
   const cart = await api("carts/", { method: "POST", body: currency ? { currency } : {} });
-  writeJson(CART_KEY, { id: cart.id, token: cart.token });
+  rememberCart(cart);
   return cart;
 }
 

@@ -2,7 +2,7 @@
 // disabled while any line cannot be ordered.
 
 import { cartApi, loadCart } from "./api.js";
-import { describeError } from "./messages.js";
+import { describeError, holdReleasedText, releaseHoldQuestion } from "./messages.js";
 import {
   announce,
   clearAlert,
@@ -202,10 +202,19 @@ async function onQuantity(event, item) {
 }
 
 async function onRemove(item) {
+  // During checkout the line's items are held: say what removing it gives up, first.
+  const held = cart.status === "checkout";
+  if (held && !window.confirm(releaseHoldQuestion(item.name, item.quantity))) return;
   try {
     const updated = await cartApi(`items/${item.id}/`, { method: "DELETE" });
     clearAlert(notice);
-    await afterChange(updated, `Removed ${item.name} from your cart.`);
+    if (held) {
+      const released = holdReleasedText(item.name, item.quantity);
+      await afterChange(updated, released);
+      showAlert(notice, { code: "HOLD_RELEASED", title: released }, { kind: "success", focus: false });
+    } else {
+      await afterChange(updated, `Removed ${item.name} from your cart.`);
+    }
     (cart.items.length ? heading : emptyBox.querySelector("a")).focus();
   } catch (error) {
     showAlert(notice, describeError(error));

@@ -4,7 +4,14 @@
 // order. Every failure is explained and leaves a way forward.
 
 import { cartApi, forgetCart, loadCart, newIdempotencyKey, rememberOrder, storedCart } from "./api.js";
-import { PAYMENT_FAILURES, describeError } from "./messages.js";
+import {
+  PAYMENT_FAILURES,
+  describeError,
+  holdReleasedText,
+  paymentCheckText,
+  releaseHoldQuestion,
+  retryAfterText,
+} from "./messages.js";
 import {
   announce,
   clearAlert,
@@ -363,6 +370,8 @@ async function restartCheckout(event) {
 }
 
 async function removeItem(item, button) {
+  // The line's items are held for the shopper: say what removing it gives up, first.
+  if (!window.confirm(releaseHoldQuestion(item.name, item.quantity))) return;
   setBusy(button, true);
   try {
     const updated = await cartApi(`items/${item.id}/`, { method: "DELETE" });
@@ -373,7 +382,7 @@ async function removeItem(item, button) {
       if (cart.status === "checkout") cart = await cartApi("checkout/", { method: "DELETE" });
       stopHold("");
       updateCartCount(cart);
-      showBlocked({ title: "Your cart is now empty", text: "The items that ran out were removed." }, [
+      showBlocked({ title: "Your cart is now empty", text: `${holdReleasedText(item.name, item.quantity)} The items that ran out were removed.` }, [
         el("a", { href: "/", class: "button-link" }, "Browse products"),
       ]);
       return;
@@ -381,7 +390,9 @@ async function removeItem(item, button) {
     renderSummary();
     renderStockWarning();
     await pollStock();
-    announce(`Removed ${item.name}. Your new total is ${money(cart.subtotal, cart.currency)}.`);
+    const released = holdReleasedText(item.name, item.quantity);
+    showAlert(notice, { code: "HOLD_RELEASED", title: released, text: `Your new total is ${money(cart.subtotal, cart.currency)}.` }, { kind: "success", focus: false });
+    announce(`${released} Your new total is ${money(cart.subtotal, cart.currency)}.`);
     summaryTitle.focus();
   } catch (error) {
     setBusy(button, false);
@@ -418,6 +429,7 @@ function fillForm(state) {
     billingSame.checked = same;
     toggleBilling();
   }
+  if (state.email && !form.elements.email.value) form.elements.email.value = state.email;
   for (const name of ["payment_method", "shipping_method_id"]) {
     const radio = state[name] && form.querySelector(`input[name="${name}"][value="${CSS.escape(state[name])}"]`);
     if (radio) radio.checked = true;
@@ -436,6 +448,9 @@ function readAddress(prefix, { onlyComplete }) {
 
 function formBody({ onlyComplete, step }) {
   const body = { current_step: step };
+  // The email is optional; autosave sends it only once it looks complete.
+  const email = form.elements.email;
+  if (email.value.trim() && (!onlyComplete || email.checkValidity())) body.email = email.value.trim();
   const shipping = readAddress("shipping_address", { onlyComplete });
   if (shipping) body.shipping_address = shipping;
   const billing = billingSame.checked ? shipping : readAddress("billing_address", { onlyComplete });
@@ -564,9 +579,41 @@ async function handleFailure(error) {
     const payment = form.querySelector('input[name="payment_method"]:checked') || form.querySelector('input[name="payment_method"]');
     actions.push(el("a", { href: `#${payment.id}`, class: "button-link secondary" }, "Choose a payment method"));
   }
-  showAlert(notice, message, { actions });
+  const box = showAlert(notice, message, { actions });
+  if (error.code === "PAYMENT_UNAVAILABLE") countDownToRetry(box, error.details || {});
+  if (message.code === "PAYMENT_BEING_CHECKED") countDownToRetry(box, error.details, paymentCheckText);
   if (!PAYMENT_FAILURES.has(error.code)) await sync();
   if (error.code === "INSUFFICIENT_STOCK") await pollStock();
+}
+
+// 503 PAYMENT_UNAVAILABLE: the payment service's circuit breaker is open. Nothing was
+// charged and the hold stays (its countdown keeps running); the alert counts down the
+// seconds until payments are tried again, then offers to place the order again.
+let retryTimer = null;
+
+function countDownToRetry(box, details, textFor = retryAfterText) {
+  if (retryTimer) window.clearInterval(retryTimer);
+  const hint = box.querySelector("p:last-of-type");
+  hint.dataset.retryCountdown = "";
+  const until = Date.now() + Math.max(1, Number(details.retry_after_seconds) || 1) * 1000;
+  const tick = () => {
+    if (!box.isConnected) {
+      window.clearInterval(retryTimer);
+      retryTimer = null;
+      return;
+    }
+    const left = Math.ceil((until - Date.now()) / 1000);
+    hint.textContent = textFor(left);
+    if (left <= 0) {
+      window.clearInterval(retryTimer);
+      retryTimer = null;
+      box.append(
+        el("div", { class: "alert-actions" }, el("button", { type: "button", onclick: () => form.requestSubmit() }, "Place your order again")),
+      );
+    }
+  };
+  tick();
+  retryTimer = window.setInterval(tick, 1000);
 }
 
 async function placeTheOrder() {
@@ -614,7 +661,7 @@ form.addEventListener("submit", async (event) => {
           code: "PAYMENT_PROCESSING",
           title: "Your payment was received",
           text: "Your order is being finalised. You will not be charged again.",
-          hint: "Check again in a moment to see your order.",
+          hint: "This usually takes a moment. Check again to see your order; if you leave this page we still finish it for you within a few minutes, and if we cannot, our staff are alerted and your payment is refunded.",
         },
         {
           kind: "warning",

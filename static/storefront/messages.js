@@ -48,6 +48,13 @@ export function describeError(error, { names = {} } = {}) {
         text: "We did not hear back from the payment service in time, so no order was placed.",
         hint: "Please try again in a moment, or choose another payment method.",
       };
+    case "PAYMENT_UNAVAILABLE":
+      return {
+        code: error.code,
+        title: "Payments are unavailable at the moment",
+        text: "Our payment service is not responding, so we did not try to charge you. Your items are still held for you.",
+        hint: retryAfterText(details.retry_after_seconds),
+      };
     case "CHECKOUT_EXPIRED":
       return {
         code: error.code,
@@ -74,6 +81,15 @@ export function describeError(error, { names = {} } = {}) {
         text: "Some of the details you entered are not valid. The fields that need attention are marked.",
       };
     case "INVALID_CART_STATUS":
+      if (details.status === "checkout" && details.retry_after_seconds) {
+        // API.md v1.1: an earlier attempt to pay is still in flight.
+        return {
+          code: "PAYMENT_BEING_CHECKED",
+          title: "Your payment is being checked",
+          text: "An earlier attempt to pay for this order has not finished yet. We are checking it with the payment provider: if it went through, you get your order; if not, you can pay now. You will not be charged twice.",
+          hint: paymentCheckText(details.retry_after_seconds),
+        };
+      }
       if (details.status === "checkout") {
         return {
           code: error.code,
@@ -118,6 +134,33 @@ export function describeError(error, { names = {} } = {}) {
         text: error.status >= 500 ? "The shop had a problem. Please try again in a moment." : error.message,
       };
   }
+}
+
+/** "You can place your order again in N s." while an earlier payment is checked. */
+export function paymentCheckText(seconds) {
+  const left = Math.max(0, Math.ceil(Number(seconds) || 0));
+  return left > 0 ? `You can place your order again in ${left} s.` : "You can place your order again now.";
+}
+
+function itemsText(quantity) {
+  const n = Number(quantity) || 0;
+  return `${n} item${n === 1 ? "" : "s"}`;
+}
+
+/** The question asked before a line is removed while its items are held. */
+export function releaseHoldQuestion(name, quantity) {
+  return `Remove ${name} from your order? We are holding ${itemsText(quantity)} for you; they will be released and other shoppers may buy them.`;
+}
+
+/** What happened after a held line was removed. */
+export function holdReleasedText(name, quantity) {
+  return `Removed ${name}. Your hold on ${itemsText(quantity)} was released.`;
+}
+
+/** "Payments are unavailable, try again in N s." while N > 0. */
+export function retryAfterText(seconds) {
+  const left = Math.max(0, Math.ceil(Number(seconds) || 0));
+  return left > 0 ? `Payments are unavailable, try again in ${left} s.` : "You can try again now.";
 }
 
 export const PAYMENT_FAILURES = new Set(["PAYMENT_DECLINED", "PAYMENT_CAPTURE_FAILED", "PAYMENT_TIMEOUT"]);

@@ -1,7 +1,7 @@
 // Order confirmation: the order as the API returns it, read with the token of the cart
 // it was placed from.
 
-import { api, loadCart, orderToken } from "./api.js";
+import { api, loadCart, orderLookupToken, orderToken } from "./api.js";
 import { describeError } from "./messages.js";
 import { el, money, showAlert, updateCartCount } from "./ui.js";
 
@@ -72,9 +72,14 @@ async function productNames(items, token) {
 
 async function show() {
   const token = orderToken(orderId);
+  // An order found by number and email (the order lookup page) is read with its token.
+  const lookupToken = token ? null : orderLookupToken(orderId);
   let order;
   try {
-    order = await api(`orders/${orderId}/`, { token });
+    order = await api(`orders/${orderId}/`, {
+      token,
+      headers: lookupToken ? { "X-Order-Token": lookupToken } : {},
+    });
   } catch (error) {
     loading.hidden = true;
     showAlert(notice, describeError(error), {
@@ -83,7 +88,9 @@ async function show() {
     return;
   }
   const names = await productNames(order.items, token);
-  document.querySelector("[data-title]").textContent = "Thank you for your order";
+  document.querySelector("[data-title]").textContent = lookupToken
+    ? `Order ${order.number}`
+    : "Thank you for your order";
   document.querySelector("[data-number]").textContent = order.number;
   document.querySelector("[data-status-text]").textContent = STATUS_WORDS[order.status] || "";
   article.dataset.status = order.status;

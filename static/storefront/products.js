@@ -1,79 +1,70 @@
-// Product list: stock badges and add-to-cart.
+// Product list and product page. Django renders the products (name, price, stock badge and
+// an add-to-cart form that posts to the storefront, so the pages work without
+// JavaScript); this script enhances them: adding to the cart goes through the API without
+// a reload, and the stock badges are refreshed from the API on load, after an add and
+// every STOREFRONT_STOCK_POLL_SECONDS while the page is visible.
 
 import { addToCart, api, loadCart } from "./api.js";
 import { describeError } from "./messages.js";
-import {
-  announce,
-  el,
-  hidden,
-  money,
-  setBusy,
-  showAlert,
-  stockBadge,
-  updateCartCount,
-} from "./ui.js";
+import { announce, el, hidden, setBusy, showAlert, stockBadge, updateCartCount } from "./ui.js";
 
-const list = document.querySelector("[data-products]");
-const loading = document.querySelector("[data-loading]");
-const empty = document.querySelector("[data-empty]");
-const more = document.querySelector("[data-more]");
+const config = document.querySelector("[data-product-config]").dataset;
 const notice = document.querySelector("[data-notice]");
-const searchForm = document.querySelector("[data-search-form]");
-const searchInput = searchForm.querySelector("input");
+const pollSeconds = Number(config.pollSeconds) || 30;
 
-let nextUrl = null;
-let shownTerm = null;
-
-function currentTerm() {
-  return new URLSearchParams(window.location.search).get("search") || "";
+function cards() {
+  return [...document.querySelectorAll("article.product[data-sku]")];
 }
 
-function productCard(product) {
-  const slug = product.id;
-  const headingId = `product-${slug}-name`;
-  const quantityId = `product-${slug}-quantity`;
+function productOf(card) {
+  return { sku: card.dataset.sku, name: card.dataset.name, currency: card.dataset.currency };
+}
+
+/** Shows the stock the API reports on one card: its badge, and the form's limits. */
+function showStock(card, product) {
+  const current = card.querySelector("[data-stock] .badge");
+  const badge = stockBadge(product.stock_status, product.available);
+  if (!current || current.textContent !== badge.textContent) {
+    card.querySelector("[data-stock]").replaceChildren(badge);
+  }
+  const form = card.querySelector("[data-add-form]");
+  const button = form.querySelector("button[type=submit]");
   const soldOut = product.stock_status === "out_of_stock" || product.available <= 0;
-  const form = el(
-    "form",
-    { class: "add-form", dataset: { sku: product.sku } },
-    el("label", { for: quantityId }, "Quantity"),
-    el("input", {
-      id: quantityId,
-      name: "quantity",
-      type: "number",
-      inputmode: "numeric",
-      min: 1,
-      max: Math.max(1, Math.min(1000, product.available)),
-      value: 1,
-      required: true,
-      disabled: soldOut,
-    }),
-    el(
-      "button",
-      { type: "submit", disabled: soldOut },
-      soldOut ? "Sold out" : ["Add ", hidden(`${product.name} `), "to cart"],
-    ),
-  );
-  form.addEventListener("submit", (event) => onAdd(event, product));
-  return el(
-    "li",
-    {},
-    el(
-      "article",
-      { class: "product", "aria-labelledby": headingId, dataset: { sku: product.sku } },
-      el("h2", { id: headingId }, product.name),
-      el("p", { class: "sku" }, hidden("Product code: "), product.sku),
-      el("p", { class: "price" }, hidden("Price: "), money(product.price, product.currency)),
-      el("p", { class: "stock" }, stockBadge(product.stock_status, product.available)),
-      form,
-    ),
-  );
+  form.elements.quantity.max = String(Math.max(1, Math.min(1000, product.available)));
+  form.elements.quantity.disabled = soldOut;
+  if (button.getAttribute("aria-busy") === "true") return;
+  const wasSoldOut = button.disabled;
+  button.disabled = soldOut;
+  if (soldOut && !wasSoldOut) button.replaceChildren("Sold out");
+  if (!soldOut && wasSoldOut) button.replaceChildren("Add ", hidden(`${product.name} `), "to cart");
 }
 
-async function onAdd(event, product) {
+function badgesPath() {
+  if (config.sku) return `products/?sku=${encodeURIComponent(config.sku)}`;
+  const query = new URLSearchParams({ page: config.page || "1", page_size: config.pageSize || "24" });
+  if (config.search) query.set("search", config.search);
+  return `products/?${query}`;
+}
+
+async function refreshBadges() {
+  let page;
+  try {
+    page = await api(badgesPath());
+  } catch {
+    return; // the badges the page was rendered with stay
+  }
+  const bySku = new Map(page.results.map((product) => [product.sku, product]));
+  for (const card of cards()) {
+    const product = bySku.get(card.dataset.sku);
+    if (product) showStock(card, product);
+  }
+}
+
+async function onAdd(event) {
   event.preventDefault();
   const form = event.currentTarget;
-  const button = form.querySelector("button");
+  const product = productOf(form.closest("article.product"));
+  const button = form.querySelector("button[type=submit]");
   const quantity = Number(form.elements.quantity.value);
   setBusy(button, true);
   try {
@@ -101,53 +92,16 @@ async function onAdd(event, product) {
   } finally {
     setBusy(button, false);
   }
+  refreshBadges();
 }
 
-async function loadPage(url) {
-  more.hidden = true;
-  try {
-    const page = await api(url);
-    loading.hidden = true;
-    list.append(...page.results.map(productCard));
-    list.hidden = list.children.length === 0;
-    empty.hidden = list.children.length > 0;
-    nextUrl = page.next;
-    more.hidden = !nextUrl;
-  } catch (error) {
-    loading.hidden = true;
-    showAlert(notice, describeError(error), {
-      actions: [el("button", { type: "button", onclick: () => window.location.reload() }, "Try again")],
-    });
-  }
+for (const form of document.querySelectorAll("[data-add-form]")) {
+  form.addEventListener("submit", onAdd);
 }
-
-function search() {
-  const term = currentTerm();
-  shownTerm = term;
-  searchInput.value = term;
-  list.replaceChildren();
-  loading.hidden = false;
-  empty.hidden = true;
-  loadPage(term ? `products/?search=${encodeURIComponent(term)}` : "products/");
-}
-
-searchForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const url = new URL(window.location.href);
-  const term = searchInput.value.trim();
-  if (term) url.searchParams.set("search", term);
-  else url.searchParams.delete("search");
-  window.history.pushState({}, "", url);
-  search();
-});
-// Back/forward between searches shows that search again. Fragment navigation (the skip
-// link) fires popstate too; it must not reload the list under the keyboard user's focus.
-window.addEventListener("popstate", () => {
-  if (currentTerm() !== shownTerm) search();
-});
-more.addEventListener("click", () => nextUrl && loadPage(nextUrl));
-
-search();
+refreshBadges();
+window.setInterval(() => {
+  if (document.visibilityState === "visible") refreshBadges();
+}, pollSeconds * 1000);
 loadCart()
   .then(updateCartCount)
   .catch(() => {});

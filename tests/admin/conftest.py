@@ -5,7 +5,15 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from tests.support import Shop, build_shop
+from tests.support.chromium import (
+    browser,
+    default_warehouse,
+    pytest_runtest_makereport,
+)
 from tests.support.factories import StaffFactory
+
+# The headless Chromium of the browser tests (and its screenshot of a failing test).
+__all__ = ("browser", "default_warehouse", "pytest_runtest_makereport")
 
 
 @pytest.fixture

@@ -20,13 +20,28 @@ from tests.support import numbers
 pytestmark = pytest.mark.django_db
 
 
+# Actions that first show a confirmation page (what they will do, to which rows).
+CONFIRMED_ACTIONS = {
+    "release_selected",
+    "expire_now",
+    "cancel_orders",
+    "cancel_checkout",
+    "abandon_checkout",
+}
+
+
 def act(client, model, action: str, objects) -> list[str]:
-    """Runs an admin action on ``objects`` and returns the messages it left."""
+    """Runs an admin action on ``objects`` (through its confirmation page, if it has one)
+    and returns the messages it left."""
     meta = model._meta
     url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
-    response = client.post(
-        url, {"action": action, "_selected_action": [str(o.pk) for o in objects]}, follow=True
-    )
+    data = {"action": action, "_selected_action": [str(o.pk) for o in objects]}
+    if action in CONFIRMED_ACTIONS:
+        page = client.post(url, data)
+        assert page.status_code == 200, page.content[:500]
+        assert "admin/shop_confirm_action.html" in [t.name for t in page.templates]
+        data["confirmed"] = "yes"
+    response = client.post(url, data, follow=True)
     assert response.redirect_chain == [(url, 302)], response.content[:500]
     return [str(m) for m in response.context["messages"]]
 

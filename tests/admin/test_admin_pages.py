@@ -75,7 +75,7 @@ CASES: list[tuple[str, type, Callable[[Shop], dict[str, str]], Callable[[Shop], 
     (
         "by release reason",
         Reservation,
-        lambda s: {"release_reason__exact": "checkout_abandoned"},
+        lambda s: {"release_reason": "checkout_abandoned"},
         lambda s: reservations(cart=s.abandoned_cart),
     ),
     (

@@ -115,7 +115,7 @@ def test_add_item_answers_201_with_the_line_and_money_as_strings():
     assert item["quantity"] == 3
     assert item["unit_price"] == "12.50"
     assert item["line_total"] == "37.50"
-    assert item["warehouse"] == "default"
+    assert item["warehouse"] is None  # unpinned: any active warehouse (API.md v1.1)
     assert body["subtotal"] == "37.50"
 
 
@@ -244,7 +244,7 @@ def test_an_unknown_warehouse_is_not_found():
     assert assert_error(response)["code"] == "NOT_FOUND"
 
 
-def test_without_a_default_warehouse_a_line_needs_a_named_one():
+def test_a_line_without_a_warehouse_needs_no_default_warehouse():
     stocked(sku="W-3")
     Warehouse.objects.filter(is_default=True).update(is_default=False)
     shopper = Shopper()
@@ -252,9 +252,21 @@ def test_without_a_default_warehouse_a_line_needs_a_named_one():
 
     response = shopper.add("W-3", 1)
 
-    assert response.status_code == 404
-    assert assert_error(response)["code"] == "NOT_FOUND"
-    assert shopper.add("W-3", 1, warehouse="default").status_code == 201
+    assert response.status_code == 201
+    assert response.json()["items"][0]["warehouse"] is None
+
+
+def test_an_unpinned_line_refuses_a_named_warehouse_later():
+    stocked(sku="W-4")
+    shopper = Shopper()
+    shopper.create_cart()
+    shopper.add("W-4", 1)
+
+    refused = shopper.add("W-4", 1, warehouse="default")
+
+    assert refused.status_code == 400
+    assert "warehouse" in assert_error(refused)["details"]["fields"]
+    assert shopper.add("W-4", 2).json()["items"][0]["quantity"] == 3
 
 
 def test_patch_sets_the_quantity_of_a_line():

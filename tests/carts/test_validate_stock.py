@@ -48,7 +48,7 @@ def test_each_line_reports_requested_available_and_a_status(settings):
         "item_id": cart["items"][0]["id"],
         "product_id": str(plenty.product_id),
         "sku": "PLENTY",
-        "warehouse": "default",
+        "warehouse": None,  # unpinned: counts every active warehouse
         "requested": 2,
         "available": 50,
         "reserved": 0,

@@ -42,6 +42,7 @@ ORDER_FIELDS = {
     "number",
     "status",
     "cart_id",
+    "email",
     "currency",
     "subtotal",
     "total",
@@ -61,6 +62,7 @@ ITEM_FIELDS = {
     "unit_price",
     "line_total",
     "warehouse",
+    "allocations",
     "reservation_id",
 }
 
@@ -559,6 +561,14 @@ def test_confirm_while_another_is_paying_answers_confirmation_in_progress(api_cl
 
     assert response.status_code == 409
     error = assert_error(response)
+    # API.md v1.1: how long until the payment counts as interrupted (then the same
+    # request resolves it), in the body and in Retry-After.
+    retry_after = error["details"].pop("retry_after_seconds")
+    assert retry_after in range(
+        settings.PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS - 2,
+        settings.PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS + 1,
+    )
+    assert response["Retry-After"] == str(retry_after)
     assert error == {
         "code": "INVALID_CART_STATUS",
         "message": "Confirmation in progress",
@@ -579,9 +589,14 @@ def test_payment_interrupted_long_ago_does_not_block_the_cart(api_client, settin
         status=PaymentStatus.PENDING,
     )
     Payment.objects.filter(id=stale.id).update(
-        created_at=timezone.now() - timedelta(seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS + 1)
+        created_at=timezone.now()
+        - timedelta(seconds=settings.PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS + 1)
     )
     assert confirm(api_client, cart).status_code == 201
+    # The gateway never saw it: closed as failed, and the confirm paid once.
+    stale.refresh_from_db()
+    assert stale.status == PaymentStatus.FAILED and stale.resolved_at is not None
+    assert Payment.objects.filter(cart=cart, status=PaymentStatus.CAPTURED).count() == 1
 
 
 # --- cost ---------------------------------------------------------------------------------

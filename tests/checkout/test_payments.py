@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from decimal import Decimal
 from itertools import pairwise
 
 import pytest
 
+from payments.breaker import GuardedGateway
 from payments.gateway import (
     DummyGateway,
     GatewayDeclined,
@@ -19,9 +21,19 @@ from payments.gateway import (
     get_gateway,
 )
 
+REFERENCE = ["ref-1"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reference():
+    """The dummy gateway remembers every reference (in Redis): one of its own per test."""
+    REFERENCE[0] = f"ref-{uuid.uuid4().hex}"
+
 
 def request(method: str) -> PaymentRequest:
-    return PaymentRequest(reference="ref-1", amount=Decimal("12.50"), currency="USD", method=method)
+    return PaymentRequest(
+        reference=REFERENCE[0], amount=Decimal("12.50"), currency="USD", method=method
+    )
 
 
 class RecordingGateway(DummyGateway):
@@ -37,22 +49,34 @@ class RecordingGateway(DummyGateway):
         return super().authorize(request)
 
 
-def test_default_gateway_is_the_dummy_gateway():
-    assert isinstance(get_gateway(), DummyGateway)
+def test_default_gateway_is_the_dummy_gateway_behind_the_circuit_breaker():
+    gateway = get_gateway()
+    assert isinstance(gateway, GuardedGateway)
+    assert isinstance(gateway.wrapped, DummyGateway)
+    assert gateway.name == "dummy"
 
 
 def test_gateway_is_chosen_by_setting(settings):
     settings.PAYMENT_GATEWAY = "tests.checkout.test_payments.RecordingGateway"
-    assert isinstance(get_gateway(), RecordingGateway)
+    assert isinstance(get_gateway().wrapped, RecordingGateway)
 
 
-def test_card_is_authorized_captured_and_voidable():
+def test_card_is_authorized_and_captured_and_a_capture_cannot_be_voided():
     gateway = DummyGateway()
     authorization_id = gateway.authorize(request("card"))
     assert authorization_id.startswith("auth_")
     payment_id = gateway.capture(request("card"), authorization_id=authorization_id)
     assert payment_id.startswith("pay_")
+    with pytest.raises(GatewayDeclined):
+        gateway.void(request("card"), authorization_id=authorization_id)
+
+
+def test_an_uncaptured_authorization_is_voidable_and_then_cannot_be_captured():
+    gateway = DummyGateway()
+    authorization_id = gateway.authorize(request("card"))
     assert gateway.void(request("card"), authorization_id=authorization_id) is None
+    with pytest.raises(GatewayDeclined):
+        gateway.capture(request("card"), authorization_id=authorization_id)
 
 
 def test_test_decline_is_declined_at_authorization():

@@ -28,11 +28,13 @@ from inventory.models import (
     Warehouse,
 )
 from orders.models import Order
+from payments.gateway import DummyGateway, GatewayState, PaymentRequest
 from payments.models import Payment, PaymentStatus
 from tests.support import (
     API,
     TOKEN,
     accept_new_orders,
+    assert_stock_invariants,
     cart_in_checkout,
     confirm,
     numbers,
@@ -210,13 +212,20 @@ def test_reconciliation_flags_the_payment_for_staff_when_the_stock_is_gone(api_c
 
 
 @pytest.mark.django_db
-def test_reconciliation_flags_payments_left_in_flight_by_an_interrupted_confirm():
+def test_reconciliation_resolves_payments_left_in_flight_by_an_interrupted_confirm():
     cart = cart_in_checkout((stocked(), 1))
     fields = {"cart": cart, "gateway": "dummy", "method": "card", "currency": "USD"}
     old = Payment.objects.create(**fields, amount=Decimal("10.00"), status=PaymentStatus.AUTHORIZED)
     recent = Payment.objects.create(**fields, amount=Decimal("10.00"))
+    # The provider did authorize the interrupted one.
+    DummyGateway().authorize(
+        PaymentRequest(
+            reference=str(old.id), amount=old.amount, currency=old.currency, method="card"
+        )
+    )
     Payment.objects.filter(id=old.id).update(
-        created_at=timezone.now() - timedelta(seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS + 5)
+        created_at=timezone.now()
+        - timedelta(seconds=settings.PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS + 5)
     )
 
     assert reconcile_captured_payments(batch_size=10) == 1
@@ -224,8 +233,21 @@ def test_reconciliation_flags_payments_left_in_flight_by_an_interrupted_confirm(
 
     old.refresh_from_db()
     recent.refresh_from_db()
-    assert old.needs_attention and "authorized" in old.attention_reason
-    assert not recent.needs_attention
+    # Authorized at the gateway → voided there, closed here, the stock released.
+    assert old.status == PaymentStatus.VOIDED and not old.needs_attention
+    assert (
+        DummyGateway()
+        .status(
+            PaymentRequest(reference=str(old.id), amount=old.amount, currency="USD", method="card")
+        )
+        .state
+        == GatewayState.VOIDED
+    )
+    assert recent.status == PaymentStatus.PENDING and not recent.needs_attention
+    cart.refresh_from_db()
+    assert cart.status == CartStatus.ACTIVE
+    assert not Reservation.objects.filter(cart=cart, status=ReservationStatus.PENDING).exists()
+    assert_stock_invariants()
 
 
 @pytest.mark.django_db

@@ -22,21 +22,12 @@ import time_machine
 from django.utils import timezone
 
 from tests.support import ADDRESS, API, Shopper, stocked
+from tests.support.statements import REQUEST_STATEMENTS
 
 pytestmark = pytest.mark.django_db
 
-# The single source of the figures: the tests below pin them, and the documented table
-# must show the same.
-REQUEST_STATEMENTS = {
-    "create cart": 2,
-    "add line": 8,
-    "start checkout": 12,
-    "get checkout": 4,
-    "PATCH checkout": 7,
-    "PATCH checkout, extending the reservations": 10,
-    "confirm": 32,
-    "confirm, without an Idempotency-Key": 29,
-}
+# The figures pinned here are REQUEST_STATEMENTS (tests/support/statements.py, the single
+# source, also used by other tests); the documented table must show the same.
 # The flash-sale shopper's 3-line checkout: 7 requests.
 THREE_LINE_CHECKOUT = [
     "create cart",

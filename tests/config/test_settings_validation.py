@@ -37,6 +37,20 @@ def test_defaults_start():
         ("CHECKOUT_PAYMENT_TTL_SECONDS", "999999", "exceeds RESERVATION_MAX_TTL_SECONDS"),
         ("DATABASE_URL", "mysql://root@localhost/x", "DATABASE_URL must point to PostgreSQL"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be json or text"),
+        ("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,intranet", "METRICS_ALLOWED_NETWORKS must be"),
+        ("METRICS_TRUSTED_PROXIES", "10.0.0.300", "METRICS_TRUSTED_PROXIES must be"),
+        ("METRICS_BEARER_TOKEN", "short", "METRICS_BEARER_TOKEN must be at least 16"),
+        ("ORDER_LOOKUP_THROTTLE", "ten a minute", "ORDER_LOOKUP_THROTTLE must be a rate"),
+        ("ORDER_LOOKUP_THROTTLE", "0/min", "ORDER_LOOKUP_THROTTLE must be a rate"),
+        (
+            "ORDER_LOOKUP_TOKEN_MAX_AGE_SECONDS",
+            "10",
+            "ORDER_LOOKUP_TOKEN_MAX_AGE_SECONDS must be >= 60",
+        ),
+        ("PAYMENT_BREAKER_FAILURES", "0", "PAYMENT_BREAKER_FAILURES must be >= 1"),
+        ("PAYMENT_BREAKER_RESET_SECONDS", "soon", "PAYMENT_BREAKER_RESET_SECONDS must be a whole"),
+        ("PAYMENT_BREAKER_REDIS_URL", "localhost:6379", "PAYMENT_BREAKER_REDIS_URL must be a"),
+        ("PAYMENT_BREAKER_NAMESPACE", "two words", "PAYMENT_BREAKER_NAMESPACE must be"),
     ],
 )
 def test_invalid_value_stops_startup(name, value, message):
@@ -56,3 +70,51 @@ def test_min_ttl_above_max_is_refused():
     )
     assert result.returncode != 0
     assert "RESERVATION_MIN_TTL_SECONDS must not exceed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"PAYMENT_DEADLINE_SECONDS": "28"}, "PAYMENT_DEADLINE_SECONDS (28) does not fit"),
+        ({"GUNICORN_TIMEOUT": "20"}, "PAYMENT_DEADLINE_SECONDS (20) does not fit"),
+        (
+            {"GUNICORN_TIMEOUT": "200", "PAYMENT_DEADLINE_SECONDS": "20"},
+            "PAYMENT_IN_FLIGHT_TIMEOUT_SECONDS (120) must not be shorter than GUNICORN_TIMEOUT",
+        ),
+        ({"REFUND_MAX_ATTEMPTS": "0"}, "REFUND_MAX_ATTEMPTS must be >= 1"),
+        ({"PAYMENT_DEADLINE_SECONDS": "soon"}, "PAYMENT_DEADLINE_SECONDS must be a whole"),
+    ],
+)
+def test_a_payment_deadline_that_does_not_fit_the_worker_timeout_is_refused(overrides, message):
+    result = run_check(**overrides)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+    if "does not fit" in message:
+        assert "GUNICORN_TIMEOUT" in result.stderr
+
+
+def test_gunicorn_takes_its_worker_timeout_from_the_checked_settings():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    probe = "import runpy; conf = runpy.run_path('config/gunicorn.conf.py'); print(conf['timeout'])"
+    fits = subprocess.run(  # noqa: S603 - fixed argument lists
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**env, "GUNICORN_TIMEOUT": "41"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert fits.stdout.strip() == "41", fits.stderr
+    refused = subprocess.run(  # noqa: S603 - fixed argument lists
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**env, "GUNICORN_TIMEOUT": "21"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "PAYMENT_DEADLINE_SECONDS (20) does not fit inside GUNICORN_TIMEOUT (21)" in (
+        refused.stderr
+    )

@@ -12,26 +12,20 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import psycopg
 
 from benchmarks.gunicorn_process import start_gunicorn, stop_gunicorn
+from tests.support.processes import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivatePostgres:
@@ -114,6 +108,8 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
             "REDIS_CACHE_URL": os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/15"),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # The payment breaker's state of this server only (it lives in Redis).
+            "PAYMENT_BREAKER_NAMESPACE": f"fault-test-{uuid.uuid4().hex}",
         }
     )
     env.update(extra)

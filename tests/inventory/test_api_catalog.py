@@ -28,14 +28,6 @@ PRODUCTS = "/api/v1/products/"
 WAREHOUSES = "/api/v1/warehouses/"
 
 
-@pytest.fixture
-def customer_client(customer_user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=customer_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
 # --- GET products/ ----------------------------------------------------------------
 
 
@@ -264,12 +256,21 @@ def test_staff_lists_warehouses_with_the_migrated_default(staff_client):
     assert body["count"] == 2
     default = default_warehouse()
     assert body["results"] == [
-        {"id": default.id, "code": "default", "name": default.name, "is_default": True},
+        {
+            "id": default.id,
+            "code": "default",
+            "name": default.name,
+            "is_default": True,
+            "priority": 0,
+            "is_active": True,
+        },
         {
             "id": Warehouse.objects.get(code="east").id,
             "code": "east",
             "name": "East",
             "is_default": False,
+            "priority": 0,
+            "is_active": True,
         },
     ]
 
@@ -289,7 +290,14 @@ def test_staff_creates_a_plain_warehouse(staff_client):
 
     assert response.status_code == 201
     east = Warehouse.objects.get(code="east")
-    assert response.json() == {"id": east.id, "code": "east", "name": "East", "is_default": False}
+    assert response.json() == {
+        "id": east.id,
+        "code": "east",
+        "name": "East",
+        "is_default": False,
+        "priority": 0,
+        "is_active": True,
+    }
     assert default_warehouse().code == "default"
 
 

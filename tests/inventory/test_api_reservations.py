@@ -8,8 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from prometheus_client import REGISTRY
 
 from inventory import services
 from inventory.models import (
@@ -17,9 +16,8 @@ from inventory.models import (
     Reservation,
     ReservationEvent,
     ReservationStatus,
-    StockLevel,
 )
-from tests.support import assert_error
+from tests.support import assert_error, reserve
 from tests.support.factories import (
     CartFactory,
     OrderFactory,
@@ -47,23 +45,6 @@ RESERVATION_FIELDS = {
     "released_at",
     "release_reason",
 }
-
-
-@pytest.fixture
-def customer_client(customer_user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=customer_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-def reserve(stock: StockLevel, quantity: int = 1, *, ttl_seconds: int = 300, cart=None):
-    [reservation] = services.reserve(
-        lines=[services.ReservationLine(stock.product_id, stock.warehouse_id, quantity)],
-        ttl_seconds=ttl_seconds,
-        cart_id=cart.id if cart else None,
-    )
-    return reservation
 
 
 def at(value: str):
@@ -612,14 +593,61 @@ def test_release_reason_is_recorded(staff_client):
     assert reservation.release_reason == ReleaseReason.STAFF
 
 
-def test_unknown_release_reason_lists_the_allowed_ones(staff_client):
+def test_free_text_release_reason_is_kept_as_given_with_its_event(staff_client, staff_user):
+    stock = StockLevelFactory(on_hand=5)
+    reservation = reserve(stock, 2)
+    reason = "  damaged in the warehouse — shelf 4 ✓ " + "x" * 215  # 255 characters
+
+    response = release(staff_client, reservation.id, {"reason": reason})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["release_reason"] == reason
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.release_reason) == ("released", reason)
+    [event] = reservation.events.filter(kind="released")
+    assert (event.reason, event.actor) == (reason, f"staff:{staff_user.username}")
+    stock.refresh_from_db()
+    assert stock.reserved == 0
+
+
+def test_free_text_release_reason_counts_as_other_in_the_metric(
+    staff_client, django_capture_on_commit_callbacks
+):
+    reservation = reserve(StockLevelFactory())
+    before = REGISTRY.get_sample_value("reservations_released_total", {"reason": "other"}) or 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        release(staff_client, reservation.id, {"reason": "damaged in the warehouse"})
+
+    after = REGISTRY.get_sample_value("reservations_released_total", {"reason": "other"})
+    assert after == before + 1
+    assert (
+        REGISTRY.get_sample_value(
+            "reservations_released_total", {"reason": "damaged in the warehouse"}
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_absent_or_blank_release_reason_is_api(staff_client, reason):
     reservation = reserve(StockLevelFactory())
 
-    response = release(staff_client, reservation.id, {"reason": "bored"})
+    response = staff_client.post(
+        f"{RESERVATIONS}{reservation.id}/release/", {"reason": reason}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["release_reason"] == ReleaseReason.API
+
+
+def test_release_reason_longer_than_255_characters_is_refused(staff_client):
+    reservation = reserve(StockLevelFactory())
+
+    response = release(staff_client, reservation.id, {"reason": "x" * 256})
 
     error = assert_error(response, 400, "VALIDATION_ERROR")
-    [message] = error["details"]["fields"]["reason"]
-    assert all(value in message for value in ReleaseReason.values)
+    assert "255" in error["details"]["fields"]["reason"][0]
     reservation.refresh_from_db()
     assert reservation.status == ReservationStatus.PENDING
 

@@ -7,12 +7,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from inventory import services
 from inventory.models import StockLevel
-from tests.support import assert_error
+from tests.support import assert_error, reserve
 from tests.support.factories import (
     ProductFactory,
     StockLevelFactory,
@@ -24,21 +22,6 @@ pytestmark = pytest.mark.django_db
 
 STOCK = "/api/v1/inventory/stock/"
 AVAILABILITY = "/api/v1/inventory/availability/"
-
-
-@pytest.fixture
-def customer_client(customer_user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=customer_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-def reserve(stock: StockLevel, quantity: int, ttl_seconds: int = 300):
-    return services.reserve(
-        lines=[services.ReservationLine(stock.product_id, stock.warehouse_id, quantity)],
-        ttl_seconds=ttl_seconds,
-    )
 
 
 # --- PUT inventory/stock/ -----------------------------------------------------------

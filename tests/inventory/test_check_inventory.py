@@ -17,6 +17,7 @@ from django.utils import timezone
 from inventory import services
 from inventory.management.commands.check_inventory import Command
 from inventory.models import Reservation, StockLevel
+from tests.support import reserve
 from tests.support.factories import OrderFactory, StockLevelFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,14 +30,6 @@ def run(*args: str) -> tuple[str, CommandError | None]:
     except CommandError as exc:
         return out.getvalue(), exc
     return out.getvalue(), None
-
-
-def reserve(stock: StockLevel, quantity: int, ttl_seconds: int = 300) -> Reservation:
-    [reservation] = services.reserve(
-        lines=[services.ReservationLine(stock.product_id, stock.warehouse_id, quantity)],
-        ttl_seconds=ttl_seconds,
-    )
-    return reservation
 
 
 def drift(stock: StockLevel, reserved: int) -> None:

@@ -8,21 +8,20 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 from django.utils import timezone
 
 from inventory import locks, services
 from inventory.errors import InsufficientStock, ReservationNotActive
 from inventory.models import Reservation, ReservationEvent, ReservationStatus, StockLevel
 from inventory.services import ReservationLine
+from tests.support import assert_counters_exact, run_concurrently
 from tests.support.factories import OrderFactory, StockLevelFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,48 +31,8 @@ def line(stock: StockLevel, quantity: int = 1) -> ReservationLine:
     return ReservationLine(stock.product_id, stock.warehouse_id, quantity)
 
 
-def run_concurrently(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Runs ``work(i)`` in ``count`` threads released together; returns each result or the
-    exception it raised, by thread."""
-    barrier = threading.Barrier(count)
-    outcomes: list[Any] = [None] * count
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = work(i)
-        except Exception as exc:  # handed to the test to assert on
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-    return outcomes
-
-
 def unexpected(outcomes: list[Any], *expected: type[Exception]) -> list[Exception]:
     return [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, expected)]
-
-
-def assert_invariants() -> None:
-    """SPEC §3 over the whole table: reserved == sum of pending quantities, and
-    0 <= reserved <= on_hand."""
-    drift = list(
-        StockLevel.objects.annotate(
-            pending=Coalesce(
-                Sum("reservations__quantity", filter=Q(reservations__status="pending")), 0
-            )
-        )
-        .exclude(reserved=F("pending"))
-        .values_list("id", "reserved", "pending")
-    )
-    assert drift == []
-    assert not StockLevel.objects.filter(Q(reserved__lt=0) | Q(reserved__gt=F("on_hand"))).exists()
 
 
 def test_fifty_buyers_of_the_last_ten_units_leave_exactly_ten_reservations():
@@ -93,7 +52,7 @@ def test_fifty_buyers_of_the_last_ten_units_leave_exactly_ten_reservations():
     assert (stock.on_hand, stock.reserved) == (10, 10)
     assert Reservation.objects.filter(stock_level=stock, status="pending").count() == 10
     assert ReservationEvent.objects.filter(kind="created").count() == 10
-    assert_invariants()
+    assert_counters_exact()
 
 
 def test_multi_line_carts_locking_in_opposite_orders_never_deadlock():
@@ -136,7 +95,7 @@ def test_multi_line_carts_locking_in_opposite_orders_never_deadlock():
 
     assert unexpected(outcomes) == []
     assert sum(o.count("confirmed") for o in outcomes) > 0
-    assert_invariants()
+    assert_counters_exact()
     for stock in skus:
         stock.refresh_from_db()
         assert stock.reserved == 0
@@ -168,7 +127,7 @@ def test_two_sweepers_in_parallel_expire_each_lapsed_reservation_exactly_once():
     assert not expired_events.values("reservation").annotate(n=Count("id")).filter(n__gt=1)
     assert Reservation.objects.filter(status="expired").count() == 200
     assert Reservation.objects.get(id=live[0].id).status == ReservationStatus.PENDING
-    assert_invariants()
+    assert_counters_exact()
     assert list(StockLevel.objects.exclude(id=skus[0].id).values_list("reserved", flat=True)) == (
         [0] * 39
     )
@@ -203,7 +162,7 @@ def test_reserve_racing_the_sweeper_on_the_same_rows_never_frees_stock_twice():
     bought = [r for made in outcomes[2:] for r in made]
     # 18 lapsed units back on the shelf, 36 attempts: every unit is sold exactly once.
     assert len(bought) == 18
-    assert_invariants()
+    assert_counters_exact()
     events = Counter(
         ReservationEvent.objects.filter(kind="expired").values_list("reservation_id", flat=True)
     )
@@ -243,7 +202,7 @@ def test_confirm_and_release_racing_on_one_reservation_let_exactly_one_win():
         assert all(isinstance(o, ReservationNotActive) for o in outcomes[1::2])
         assert (stock.on_hand, stock.reserved) == (4, 0)
     assert ReservationEvent.objects.filter(kind__in=["confirmed", "released"]).count() == 1
-    assert_invariants()
+    assert_counters_exact()
 
 
 def _waiting_for_a_lock() -> bool:
@@ -314,4 +273,4 @@ def test_an_operation_waiting_for_a_stock_row_holds_no_reservation_lock_yet(oper
             thread.join(timeout=30)
 
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
-    assert_invariants()
+    assert_counters_exact()

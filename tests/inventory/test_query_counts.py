@@ -80,8 +80,8 @@ def test_refused_reserve_costs_the_same_whatever_the_number_of_short_lines(
     django_assert_num_queries, size
 ):
     rows = stocks(size, on_hand=0)
-    with django_assert_num_queries(3 + 4), pytest.raises(InsufficientStock) as error:
-        # lock; reclaim; skus; warehouse codes
+    with django_assert_num_queries(3 + 3), pytest.raises(InsufficientStock) as error:
+        # lock (warehouse codes come with the rows); reclaim; skus
         services.reserve(lines=lines(rows), ttl_seconds=300)
     assert len(error.value.items) == size
 

@@ -1,8 +1,12 @@
 """Random sequences of reservation operations, checked against a model after every step.
 
 Hypothesis drives reserve / extend / confirm / release / expire / expire_due / restock /
-set_stock and jumps of a frozen clock, in any order, over 3 products in 2 warehouses (one
-pair starts without a stock row). After every step the database must match the model:
+set_stock, warehouse deactivation and reactivation, priority changes and jumps of a frozen
+clock, in any order, over 3 products in 3 warehouses (one pair starts without a stock
+row). A reserve mixes lines pinned to a warehouse and lines that any active warehouse may
+serve, allocated by a strategy drawn for it (``priority``, ``most_available``,
+``fewest_splits``); the model allocates them by the rules of SPEC §14 on its own. After
+every step the database must match the model:
 each reservation's status, expiry, extensions and order; each stock row's ``on_hand``
 (initial + restocked - confirmed + set_stock changes) and ``reserved`` (== the pending
 quantities); ``0 <= reserved <= on_hand``; and the event log (one row per change).
@@ -36,7 +40,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from inventory import services
+from inventory import catalog, services
 from inventory.errors import (
     ExtensionLimitReached,
     InsufficientStock,
@@ -57,6 +61,8 @@ MISSING_ID = 10**12
 LATER = st.sampled_from([0, 0, 30, 61, 301])
 
 Key = tuple[UUID, int]
+Demand = tuple[UUID, int | None]  # a pinned pair, or (product, None): any active warehouse
+STRATEGIES = ("priority", "most_available", "fewest_splits")
 
 
 @dataclass
@@ -80,6 +86,11 @@ class World:
     warehouses: dict[int, Warehouse]
     start: datetime
 
+    @property
+    def demands(self) -> list[Demand]:
+        """What a line may ask for: every pinned pair, then every product unpinned."""
+        return [*self.keys, *[(p, None) for p in self.products]]
+
 
 class ReservationMachine(RuleBasedStateMachine):
     world: World  # set by the test before running
@@ -98,6 +109,8 @@ class ReservationMachine(RuleBasedStateMachine):
         self.confirmed: Counter[Key] = Counter()
         self.set_delta: Counter[Key] = Counter()
         self.reservations: dict[int, Expected] = {}
+        self.active = {w: True for w in self.world.warehouses}
+        self.priority = {w: wh.priority for w, wh in self.world.warehouses.items()}
 
     def teardown(self) -> None:
         self.traveller.stop()
@@ -159,69 +172,128 @@ class ReservationMachine(RuleBasedStateMachine):
         self._reserve([(0, 1), (1, 3)], MAX_TTL)
 
     @rule(
-        picks=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3)), min_size=1, max_size=3),
+        picks=st.lists(st.tuples(st.integers(0, 11), st.integers(1, 5)), min_size=1, max_size=3),
         ttl=st.sampled_from([60, 300, MAX_TTL]),
         later=LATER,
+        strategy=st.sampled_from(STRATEGIES),
     )
-    def reserve(self, picks: list[tuple[int, int]], ttl: int, later: int) -> None:
+    def reserve(self, picks: list[tuple[int, int]], ttl: int, later: int, strategy: str) -> None:
         self.advance(later)
-        self._reserve(picks, ttl)
+        self._reserve(picks, ttl, strategy)
 
-    def _reserve(self, picks: list[tuple[int, int]], ttl: int) -> None:
-        wanted: dict[Key, int] = defaultdict(int)
+    def _order(self, key: Key) -> tuple[int, bool, str]:
+        warehouse = self.world.warehouses[key[1]]
+        return (self.priority[key[1]], not warehouse.is_default, warehouse.code)
+
+    def _allocate(
+        self, wanted: dict[Demand, int], strategy: str, reclaimed: set[int]
+    ) -> tuple[list[tuple[Key, int]], dict[Demand, int]]:
+        """The model of SPEC §14: pinned lines first, each from its own row of an active
+        warehouse; then unpinned ones over the active rows of their product in the order
+        of ``strategy``. Returns the quantities per row (merged, in the order of the lines
+        and then of allocation) and each short demand's total available."""
+        free = {
+            key: self.on_hand[key]
+            - self.reserved(key)
+            + sum(
+                self.reservations[rid].quantity
+                for rid in reclaimed
+                if self.reservations[rid].key == key
+            )
+            for key in self.world.keys
+            if self.has_row[key]
+        }
+        plan: dict[Demand, list[tuple[Key, int]]] = {}
+        short: dict[Demand, int] = {}
+        for demand, quantity in wanted.items():
+            if demand[1] is None:
+                continue
+            can = free[demand] if demand in free and self.active[demand[1]] else 0
+            if can < quantity:
+                short[demand] = max(can, 0)
+                continue
+            free[demand] -= quantity
+            plan[demand] = [(demand, quantity)]
+        for demand, quantity in wanted.items():
+            if demand[1] is not None:
+                continue
+            rows = [k for k in free if k[0] == demand[0] and self.active[k[1]]]
+            total = sum(max(free[k], 0) for k in rows)
+            if total < quantity:
+                short[demand] = total
+                continue
+            by_priority = sorted(rows, key=self._order)
+            if strategy == "most_available":
+                order = sorted(rows, key=lambda k: (-free[k], *self._order(k)))
+            elif strategy == "fewest_splits":
+                whole = [k for k in by_priority if free[k] >= quantity]
+                order = whole[:1] or by_priority
+            else:
+                order = by_priority
+            need = quantity
+            plan[demand] = []
+            for k in order:
+                take = min(free[k], need)
+                if take <= 0:
+                    continue
+                free[k] -= take
+                need -= take
+                plan[demand].append((k, take))
+                if need == 0:
+                    break
+        # One reservation per row, in the order of the lines (a line's own in the order
+        # its rows were chosen).
+        taken: dict[Key, int] = {}
+        for demand in wanted:
+            for k, quantity in plan.get(demand, []):
+                taken[k] = taken.get(k, 0) + quantity
+        return list(taken.items()), short
+
+    def _reserve(self, picks: list[tuple[int, int]], ttl: int, strategy: str = "priority") -> None:
+        wanted: dict[Demand, int] = defaultdict(int)
         for index, quantity in picks:
-            wanted[self.world.keys[index]] += quantity
-
-        def short(reclaimed: set[int]) -> list[Key]:
-            return [
-                key
-                for key, quantity in wanted.items()
-                if not self.has_row[key]
-                or self.on_hand[key]
-                - self.reserved(key)
-                + sum(
-                    self.reservations[rid].quantity
-                    for rid in reclaimed
-                    if self.reservations[rid].key == key
-                )
-                < quantity
-            ]
+            wanted[self.world.demands[index]] += quantity
+        loose = {d[0] for d in wanted if d[1] is None}
+        locked = {d for d in wanted if d[1] is not None and self.has_row[d]} | {
+            k for k in self.world.keys if k[0] in loose and self.has_row[k] and self.active[k[1]]
+        }
 
         reclaim: set[int] = set()
-        if short(reclaim):
-            reclaim = set(self.lapsed({k for k in wanted if self.has_row[k]}))
-        shortages = short(reclaim)
-        lines = [ReservationLine(k[0], k[1], q) for k, q in wanted.items()]
+        allocated, short = self._allocate(wanted, strategy, reclaim)
+        if short:
+            reclaim = set(self.lapsed(locked))
+            allocated, short = self._allocate(wanted, strategy, reclaim)
+        lines = [ReservationLine(d[0], d[1], q) for d, q in wanted.items()]
 
-        if shortages:
+        if short:
             with pytest.raises(InsufficientStock) as error:
-                services.reserve(lines=lines, ttl_seconds=ttl)
-            freed = Counter()
-            for rid in reclaim:
-                freed[self.reservations[rid].key] += self.reservations[rid].quantity
+                services.reserve(lines=lines, ttl_seconds=ttl, strategy=strategy)
             assert error.value.items == [
                 {
-                    "product_id": str(key[0]),
-                    "sku": self.world.products[key[0]].sku,
-                    "warehouse": self.world.warehouses[key[1]].code,
-                    "available": (
-                        max(self.on_hand[key] - self.reserved(key) + freed[key], 0)
-                        if self.has_row[key]
-                        else 0
+                    "product_id": str(demand[0]),
+                    "sku": self.world.products[demand[0]].sku,
+                    "warehouse": (
+                        self.world.warehouses[demand[1]].code if demand[1] is not None else None
                     ),
-                    "requested": wanted[key],
+                    "available": short[demand],
+                    "requested": wanted[demand],
                 }
-                for key in shortages
+                for demand in wanted
+                if demand in short
             ]
             self.seen["reserve refused"] += 1
+            self.seen["reserve unpinned refused"] += any(d[1] is None for d in short)
             return
 
-        made = services.reserve(lines=lines, ttl_seconds=ttl)
+        made = services.reserve(lines=lines, ttl_seconds=ttl, strategy=strategy)
         self.expire_model(sorted(reclaim))
         self.seen["reserve"] += 1
         self.seen["reserve reclaimed"] += bool(reclaim)
+        self.seen["reserve split"] += any(
+            sum(1 for r in made if r.product_id == d[0]) > 1 for d in wanted if d[1] is None
+        )
         assert [(r.product_id, r.warehouse_id, r.quantity) for r in made] == [
-            (k[0], k[1], q) for k, q in wanted.items()
+            (k[0], k[1], q) for k, q in allocated
         ]
         for r in made:
             assert r.id not in self.reservations
@@ -397,7 +469,7 @@ class ReservationMachine(RuleBasedStateMachine):
                 r.status = "released"
                 r.events += 1
 
-    @rule(index=st.integers(0, 5), on_hand=st.integers(0, 8), later=LATER)
+    @rule(index=st.integers(0, 8), on_hand=st.integers(0, 8), later=LATER)
     def set_stock(self, index: int, on_hand: int, later: int) -> None:
         self.advance(later)
         key = self.world.keys[index]
@@ -425,6 +497,19 @@ class ReservationMachine(RuleBasedStateMachine):
         self.on_hand[key] = on_hand
         self.has_row[key] = True
         assert (row.on_hand, row.reserved) == (on_hand, self.reserved(key))
+
+    @rule(index=st.integers(0, 2), active=st.booleans())
+    def set_active(self, index: int, active: bool) -> None:
+        warehouse_id = sorted(self.world.warehouses)[index]
+        catalog.warehouse_update(code=self.world.warehouses[warehouse_id].code, is_active=active)
+        self.seen["deactivate"] += self.active[warehouse_id] and not active
+        self.active[warehouse_id] = active
+
+    @rule(index=st.integers(0, 2), priority=st.integers(0, 2))
+    def set_priority(self, index: int, priority: int) -> None:
+        warehouse_id = sorted(self.world.warehouses)[index]
+        catalog.warehouse_update(code=self.world.warehouses[warehouse_id].code, priority=priority)
+        self.priority[warehouse_id] = priority
 
     @rule(seconds=st.sampled_from([1, 30, 59, 60, 61, 240, 300, 900, MAX_TTL + 1]))
     def time_passes(self, seconds: int) -> None:
@@ -505,7 +590,7 @@ class ReservationMachine(RuleBasedStateMachine):
 
 @pytest.mark.django_db
 def test_random_operation_sequences_keep_the_stock_invariants():
-    warehouses = [WarehouseFactory(), WarehouseFactory()]
+    warehouses = [WarehouseFactory(priority=n) for n in range(3)]
     products = [ProductFactory() for _ in range(3)]
     keys = [(p.id, w.id) for p in products for w in warehouses]
     missing = keys[-1]
@@ -546,6 +631,9 @@ def test_random_operation_sequences_keep_the_stock_invariants():
     assert {outcome for outcome, count in ReservationMachine.seen.items() if count} >= {
         "reserve",
         "reserve refused",
+        "reserve split",
+        "reserve unpinned refused",
+        "deactivate",
         "confirm",
         "confirm refused",
         "release",

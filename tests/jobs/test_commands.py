@@ -380,3 +380,64 @@ def test_list_reservations_overdue_is_counted_from_expiry(db):
     listed = json.loads(run("list_reservations", "--expired", "--format", "json"))
 
     assert 595 <= listed["items"][0]["overdue_seconds"] <= 605
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_warehouse")
+def test_log_lines_do_not_mix_with_the_progress_bar_on_a_terminal():
+    """A real ``manage.py`` process with a terminal as stderr: every JSON log line written
+    while the bar is shown stands on a line of its own (the bar is cleared first and drawn
+    again after it), so each one parses as JSON."""
+    lapsed_reservations(stocks(4))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{settings.DATABASES['default']['USER'] or 'postgres'}@"
+            f"{settings.DATABASES['default']['HOST'] or '127.0.0.1'}:"
+            f"{settings.DATABASES['default']['PORT'] or 5432}/"
+            f"{settings.DATABASES['default']['NAME']}"
+        ),
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+    }
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(_read_until_closed(master)))
+    reader.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "expire_reservations", "--batch-size", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(slave)
+        reader.join(10)
+        os.close(master)
+    assert done.returncode == 0, done
+    assert done.stdout.startswith("expire_reservations: expired 4 reservations in 4 batches")
+    screen = "".join(chunks)
+    assert "4/4" in screen and "100%" in screen  # the bar was shown
+    segments = [part for line in screen.split("\n") for part in line.split("\r")]
+    logs = [part.strip() for part in segments if '"reservation.expired"' in part]
+    assert len(logs) == 4, screen
+    for line in logs:
+        assert json.loads(line)["event"] == "reservation.expired", line
+
+
+def _read_until_closed(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO once the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

@@ -1,13 +1,128 @@
 """Reading metric values: from this process's registry (counters move in the test
-process) or from a scraped ``/metrics`` page."""
+process) or from a scraped ``/metrics`` page; and the processes the multiprocess tests
+start (gunicorn, a Celery worker with its metrics endpoint) with their environment."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from tests.support import ADDRESS, API
+from tests.support.processes import ROOT, free_port
+
+
+def get(url: str, timeout: float = 5) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local
+        return response.status, response.read().decode()
+
+
+def wait_for(url: str, seconds: float = 40) -> str:
+    """The body of ``url`` once it answers 200, polling until ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            status, text = get(url)
+            if status == 200:
+                return text
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer"
+        time.sleep(0.2)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process using the test database (``extra`` added)."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    db = connection.settings_dict
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.test_settings",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        PYTHONPATH=str(ROOT),
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+@contextmanager
+def gunicorn(prom_dir: Path, *options: str, **env: str) -> Iterator[int]:
+    """The project's gunicorn with two workers in multiprocess mode (``prom_dir``), given
+    extra command-line ``options`` and ``env``; yields its port (it may not answer yet)."""
+    port = free_port()
+    prom_dir.mkdir(exist_ok=True)
+    web = subprocess.Popen(  # noqa: S603
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "config.wsgi",
+            "-c",
+            str(ROOT / "config/gunicorn.conf.py"),
+            *options,
+        ],
+        cwd=ROOT,
+        env=child_env(
+            PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY="2",
+            **env,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+@contextmanager
+def metrics_worker(prom_dir: Path, queue: str, broker_url: str) -> Iterator[int]:
+    """A Celery worker of ``tests.observability.celery_metrics_app`` (prefork pool of two)
+    consuming ``queue`` from ``broker_url``, in multiprocess mode (``prom_dir``); yields
+    the port of its metrics endpoint (it may not answer yet)."""
+    port = free_port()
+    prom_dir.mkdir(exist_ok=True)
+    worker = subprocess.Popen(  # noqa: S603
+        [
+            str(ROOT / ".venv/bin/celery"),
+            "-A",
+            "tests.observability.celery_metrics_app",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=2",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=child_env(
+            PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
+            TEST_WORKER_METRICS_PORT=str(port),
+            CELERY_BROKER_URL=broker_url,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        worker.terminate()
+        worker.wait(30)
 
 
 def value(name: str, **labels: str) -> float:

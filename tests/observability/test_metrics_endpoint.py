@@ -5,7 +5,6 @@ count at once (prometheus_client multiprocess mode)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,6 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -27,38 +25,21 @@ from core import metrics
 from inventory.models import Reservation
 from ops.collectors import CheckoutStateCollector
 from ops.metrics_view import serve_worker_metrics
-from tests.observability.metrics_helpers import sample, scrape
+from tests.observability.metrics_helpers import (
+    child_env,
+    get,
+    gunicorn,
+    metrics_worker,
+    sample,
+    scrape,
+)
 from tests.support import build_shop, cart_in_checkout, stocked
 from tests.support.factories import CartFactory, CartItemFactory, WarehouseFactory
+from tests.support.processes import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FAMILIES = [
     m._name for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str, timeout: float = 5) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local
-        return response.status, response.read().decode()
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    db = connection.settings_dict
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.test_settings",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        PYTHONPATH=str(ROOT),
-        LOG_LEVEL="WARNING",
-        **extra,
-    )
-    return env
 
 
 # --- one process ----------------------------------------------------------------------
@@ -219,31 +200,14 @@ def test_gunicorn_workers_report_the_same_totals(tmp_path):
         cart = CartFactory(token_hash=hash_token(f"token-{i}"))
         CartItemFactory(cart=cart, product=stock.product, warehouse=stock.warehouse)
         carts.append((cart.id, f"token-{i}"))
-    port = free_port()
-    prom_dir, access_log = tmp_path / "prometheus", tmp_path / "access.log"
-    prom_dir.mkdir()
-    web = subprocess.Popen(  # noqa: S603
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "config.wsgi",
-            "-c",
-            str(ROOT / "config/gunicorn.conf.py"),
-            "--access-logformat",
-            "%(p)s %(m)s %(U)s %(s)s",
-        ],
-        cwd=ROOT,
-        env=child_env(
-            PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
-            HOST="127.0.0.1",
-            PORT=str(port),
-            WEB_CONCURRENCY="2",
-            GUNICORN_ACCESSLOG=str(access_log),
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    access_log = tmp_path / "access.log"
+    with gunicorn(
+        tmp_path / "prometheus",
+        "--access-logformat",
+        "%(p)s %(m)s %(U)s %(s)s",
+        GUNICORN_ACCESSLOG=str(access_log),
+    ) as port:
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -268,9 +232,6 @@ def test_gunicorn_workers_report_the_same_totals(tmp_path):
             assert list(pool.map(start, carts)) == [201] * 12
 
         scrapes = [scrape(get(f"{base}/metrics")[1]) for _ in range(6)]
-    finally:
-        web.terminate()
-        web.wait(20)
     for page in scrapes:
         assert sample(page, "carts_checkout_total") == 12
         assert sample(page, "stock_reservations_total", outcome="success") == 12
@@ -285,35 +246,8 @@ def test_celery_pool_children_counters_are_served_by_the_main_process(tmp_path, 
     process's endpoint reports the total."""
     from config.celery import app
 
-    port, queue = free_port(), f"obs-metrics-{os.getpid()}"
-    prom_dir = tmp_path / "prometheus"
-    prom_dir.mkdir()
-    worker = subprocess.Popen(  # noqa: S603
-        [
-            str(ROOT / ".venv/bin/celery"),
-            "-A",
-            "tests.observability.celery_metrics_app",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=2",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=child_env(
-            PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
-            TEST_WORKER_METRICS_PORT=str(port),
-            CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    queue, prom_dir = f"obs-metrics-{os.getpid()}", tmp_path / "prometheus"
+    with metrics_worker(prom_dir, queue, settings.CELERY_BROKER_URL) as port:
         for _ in range(40):
             app.send_task("tests.observability.count_checkout", queue=queue)
         deadline, total = time.monotonic() + 60, None
@@ -326,9 +260,6 @@ def test_celery_pool_children_counters_are_served_by_the_main_process(tmp_path, 
                 )
             except OSError:
                 continue
-    finally:
-        worker.terminate()
-        worker.wait(30)
     counted_in = {
         path.name
         for path in prom_dir.glob("counter_*.db")

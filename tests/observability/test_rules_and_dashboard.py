@@ -31,7 +31,7 @@ def project_families() -> dict[str, set[str]]:
         if isinstance(obj, MetricWrapperBase):
             [family] = obj.describe()
             families[family.name] = {family.name + s for s in SUFFIXES[family.type]}
-    for name in metrics.SCRAPE_TIME_GAUGES:
+    for name in [*metrics.SCRAPE_TIME_GAUGES, *metrics.PAYMENT_BREAKER_GAUGES]:
         families[name] = {name}
     return families
 

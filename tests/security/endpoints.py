@@ -17,11 +17,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 API_PREFIX = "/api/v1/"
 METHODS = ("get", "post", "put", "patch", "delete")
 
-# Anyone may call these (API.md: product reads, and creating a cart).
+# Anyone may call these (API.md: product reads, creating a cart, and the order lookup
+# by number and email, which is throttled).
 PUBLIC = {
     ("GET", "products/"),
     ("GET", "products/{}/"),
     ("POST", "carts/"),
+    ("POST", "orders/lookup/"),
 }
 # Operations of one order that its cart's token (or staff) may use (API.md "Orders").
 ORDER_SCOPED = {

@@ -20,9 +20,11 @@ PAGES = [
     ("storefront:cart", {}, "storefront/cart.js"),
     ("storefront:checkout", {}, "storefront/checkout.js"),
     ("storefront:order", {"order_id": uuid.uuid4()}, "storefront/order.js"),
+    ("storefront:order-lookup", {}, "storefront/order_lookup.js"),
 ]
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(("name", "kwargs", "script"), PAGES)
 def test_page_renders_with_its_script_and_api_root(client, name, kwargs, script):
     response = client.get(reverse(name, kwargs=kwargs))

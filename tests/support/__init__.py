@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules (fixtures stay in the ``conftest.py`` files):
+"""Helpers shared by the test modules of several packages (fixtures stay in the
+``conftest.py`` files, which import those of ``chromium``):
 
 - ``factories``: factory-boy factories for every model;
 - ``addresses``: the addresses a shopper fills in;
@@ -7,9 +8,12 @@
 - ``shopper``: a shopper driving the cart and checkout API;
 - ``checkout``: carts put in checkout by the service, confirm over HTTP, paid orders;
 - ``shop``: a small shop in known states (admin and observability tests);
-- ``jobs``: orphans, lapsed reservations and sweepers side by side (cleanup job tests).
+- ``jobs``: orphans, lapsed reservations and captured payments (cleanup job tests);
+- ``threads``: work run at the same moment in several threads (races, sweepers side by side);
+- ``statements``: the SQL statements each checkout request costs;
+- ``chromium``: a headless Chromium against the live server (browser tests' fixtures).
 
-The helpers are re-exported here: ``from tests.support import stocked, cart_in_checkout``.
+Most helpers are re-exported here: ``from tests.support import stocked, cart_in_checkout``.
 """
 
 from tests.support.addresses import ADDRESS, BILLING
@@ -33,7 +37,6 @@ from tests.support.jobs import (
     paid_cart_without_order,
     payment,
     queued_tasks,
-    run_in_threads,
 )
 from tests.support.shop import Shop, build_shop, captured_without_order, lapsed_reservation
 from tests.support.shopper import (
@@ -43,12 +46,15 @@ from tests.support.shopper import (
     shoppers_with_1_and_10_lines,
 )
 from tests.support.stock import (
+    assert_counters_exact,
     assert_stock_invariants,
     ensure_default_warehouse,
     numbers,
+    reserve,
     stocked,
     stocks,
 )
+from tests.support.threads import run_concurrently, run_in_threads
 
 __all__ = [
     "ADDRESS",
@@ -59,6 +65,7 @@ __all__ = [
     "Shopper",
     "accept_new_orders",
     "assert_constant_queries",
+    "assert_counters_exact",
     "assert_error",
     "assert_stock_invariants",
     "build_shop",
@@ -80,6 +87,8 @@ __all__ = [
     "payment",
     "queued_tasks",
     "refuse_new_orders",
+    "reserve",
+    "run_concurrently",
     "run_in_threads",
     "shoppers_with_1_and_10_lines",
     "stocked",

@@ -1,6 +1,6 @@
 """Helpers for the cleanup job tests: real carts in checkout (through the checkout
-service), orphaned reservations, lapsing them, captured payments without an order, and
-sweepers run side by side."""
+service), orphaned reservations, lapsing them, and captured payments without an order
+(sweepers run side by side with ``tests.support.threads``)."""
 
 from __future__ import annotations
 
@@ -89,37 +89,6 @@ def queued_tasks(client) -> list[str]:
     import json
 
     return [json.loads(raw)["headers"]["task"] for raw in client.lrange("celery", 0, -1)]
-
-
-def run_in_threads(*targets) -> list:
-    """Runs the callables at the same moment (a Barrier), each in its own thread with its
-    own database connection; returns their results, re-raising the first error."""
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(len(targets))
-    results: list = [None] * len(targets)
-    errors: list[BaseException] = []
-
-    def runner(index, target):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, t)) for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a sweeper hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def make_stale(cart: Cart) -> None:

@@ -8,8 +8,11 @@ from typing import Any
 
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
 
-from inventory.models import StockLevel, Warehouse
+from inventory import services
+from inventory.models import Reservation, StockLevel, Warehouse
 from tests.support.factories import ProductFactory, StockLevelFactory
 
 
@@ -25,6 +28,19 @@ def stocked(*, on_hand: int = 10, warehouse: Warehouse | None = None, **product:
 def stocks(count: int, on_hand: int = 100) -> list[StockLevel]:
     """``count`` products, each with ``on_hand`` units in the default warehouse."""
     return [stocked(on_hand=on_hand) for _ in range(count)]
+
+
+def reserve(
+    stock: StockLevel, quantity: int = 1, *, ttl_seconds: int = 300, cart=None
+) -> Reservation:
+    """A pending reservation of ``quantity`` on ``stock`` made by the reservation service
+    (for ``cart`` when given)."""
+    [reservation] = services.reserve(
+        lines=[services.ReservationLine(stock.product_id, stock.warehouse_id, quantity)],
+        ttl_seconds=ttl_seconds,
+        cart_id=cart.id if cart else None,
+    )
+    return reservation
 
 
 def numbers(stock: StockLevel) -> tuple[int, int]:
@@ -60,3 +76,20 @@ def assert_stock_invariants() -> None:
     assert broken == [], f"(id, on_hand, reserved, pending sum): {broken}"
     out = StringIO()
     call_command("check_inventory", stdout=out, stderr=out)  # raises on drift
+
+
+def assert_counters_exact() -> None:
+    """SPEC §3 over the whole table: reserved == sum of pending quantities, and
+    0 <= reserved <= on_hand (the ORM's view, cheap enough to check after every step of a
+    race; ``assert_stock_invariants`` also runs ``check_inventory``)."""
+    drift = list(
+        StockLevel.objects.annotate(
+            pending=Coalesce(
+                Sum("reservations__quantity", filter=Q(reservations__status="pending")), 0
+            )
+        )
+        .exclude(reserved=F("pending"))
+        .values_list("id", "reserved", "pending")
+    )
+    assert drift == []
+    assert not StockLevel.objects.filter(Q(reserved__lt=0) | Q(reserved__gt=F("on_hand"))).exists()
