@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from carts.models import Cart, CartItem, CartStatus
 from core.admin import (
@@ -155,12 +154,6 @@ class CartAdmin(ReadOnlyAdmin):
     @admin.display(description="lines", ordering="lines")
     def item_count(self, obj: Cart) -> int:
         return obj.lines
-
-    @admin.display(description="lapsed", boolean=True)
-    def lapsed(self, obj: Cart) -> bool | None:
-        if obj.expires_at is None:
-            return None
-        return obj.expires_at <= timezone.now()
 
     @admin.display(description="time left", ordering="expires_at")
     def time_left(self, obj: Cart) -> str:

@@ -15,7 +15,6 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from core.admin import (
     LapsedFilter,
@@ -286,10 +285,6 @@ class ReservationAdmin(ReadOnlyAdmin):
     @admin.display(description="sku", ordering="product__sku")
     def sku(self, obj: Reservation) -> str:
         return obj.product.sku
-
-    @admin.display(description="lapsed", boolean=True)
-    def lapsed(self, obj: Reservation) -> bool:
-        return obj.expires_at <= timezone.now()
 
     @admin.display(description="time left", ordering="expires_at")
     def time_left(self, obj: Reservation) -> str:
