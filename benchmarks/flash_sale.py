@@ -20,6 +20,32 @@ Scenarios (``--mode``):
 * ``uniform`` — every line is drawn (without repeats inside a cart) from ``--skus``
   skus with plenty of stock: the throughput case.
 
+``--waitlist`` (SPEC §15; implies ``--mode hot``): many shoppers, few units. A shopper
+whose checkout start is refused with ``INSUFFICIENT_STOCK`` joins the flash sku's
+waitlist (``POST carts/{id}/waitlist/``; a ``409 STOCK_AVAILABLE`` sends it back to
+start checkout) and polls ``GET carts/{id}/waitlist/`` every ``--poll-interval`` s. When
+its entry is ``offered`` (the freed unit is held for its cart, the line is in the cart),
+``--lapse-rate`` of them let the offer lapse; the others start checkout, which uses the
+offer's hold, and go on as above (``--abandon-rate`` and ``--decline-rate`` apply again,
+so their unit passes on too). The server's offer TTL is ``--offer-ttl`` seconds
+(``WAITLIST_OFFER_TTL_SECONDS``). There is no Celery worker: a *sweeper* thread of the
+harness stands in for beat, running every ``--sweep-interval`` s the jobs the beat tasks
+run (``inventory.cleanup.expire_reservations`` then
+``inventory.waitlist_jobs.serve_waitlists``), so lapsed holds (abandoned checkouts,
+lapsed offers) are expired and their units offered in that transaction. The sale is
+over when, after the last shopper started, no hold of the flash sku is pending and no
+unit of it is free while someone waits (checked by the sweeper after each round, twice
+in a row); shoppers still waiting then stop (at the latest ``--wait-limit`` s after
+joining). From the database after the run it reports units sold; offers made, claimed,
+lapsed, cancelled; the **largest out-of-order offer** (per sku, for each offer the number
+of entries that joined earlier and were still waiting when it was made, order of offers
+taken from their holds' ids, which the stock row lock serializes; must be 0); the time
+from a unit freed to its offer (the latest release or expiry of a flash-sku hold at or
+before the offer; 0 when the freeing transaction made the offer) and from a lapsed
+hold's expiry to its offer (what the sweeper's interval adds); and, besides the audit
+below, **units left unoffered** (free units of a sku while entries still wait at the
+end; must be 0) and offers left without a pending hold (must be 0).
+
 The harness is self-contained: it drops and re-creates its own database (default
 ``checkout_flash`` on the server of ``DATABASE_URL``), migrates and seeds it, starts
 gunicorn (``config/gunicorn.conf.py``, ``--workers`` processes) bound to 127.0.0.1 on a
@@ -125,6 +151,23 @@ class Options:
     json_path: str | None
     log_level: str
     keep_logs: bool
+    waitlist: bool = False
+    offer_ttl: int = 10
+    lapse_rate: float = 0.2
+    poll_interval: float = 1.0
+    sweep_interval: float = 1.0
+    wait_limit: float = 180.0
+
+
+# Options of ``--waitlist`` only (left out of a report without it).
+WAITLIST_OPTIONS = (
+    "waitlist",
+    "offer_ttl",
+    "lapse_rate",
+    "poll_interval",
+    "sweep_interval",
+    "wait_limit",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -158,7 +201,28 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--json", dest="json_path", default=None, help="also write results here")
     p.add_argument("--log-level", default="INFO", help="server LOG_LEVEL")
     p.add_argument("--keep-logs", action="store_true", help="keep the server log directory")
+    w = p.add_argument_group("waitlist mode (SPEC §15)")
+    w.add_argument(
+        "--waitlist",
+        action="store_true",
+        help="hot mode where shoppers refused at start join the waitlist and poll it",
+    )
+    w.add_argument("--offer-ttl", type=int, default=10, help="server offer TTL (s)")
+    w.add_argument("--lapse-rate", type=float, default=0.2, help="share of offers left to lapse")
+    w.add_argument("--poll-interval", type=float, default=1.0, help="waitlist poll (s)")
+    w.add_argument(
+        "--sweep-interval", type=float, default=1.0, help="expiry + waitlist pass every (s)"
+    )
+    w.add_argument(
+        "--wait-limit", type=float, default=180.0, help="a shopper stops waiting after (s)"
+    )
     a = p.parse_args(argv)
+    if a.waitlist:
+        a.mode = "hot"
+        if not 0 <= a.lapse_rate <= 1:
+            p.error("--lapse-rate is between 0 and 1")
+        if a.offer_ttl < 1 or a.poll_interval <= 0 or a.sweep_interval <= 0:
+            p.error("--offer-ttl, --poll-interval and --sweep-interval must be positive")
     if not 0 <= a.abandon_rate <= 1 or not 0 <= a.decline_rate <= 1:
         p.error("rates are between 0 and 1")
     if a.abandon_rate + a.decline_rate > 1:
@@ -196,6 +260,8 @@ def server_env(opts: Options, metrics_dir: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if opts.waitlist:
+        env["WAITLIST_OFFER_TTL_SECONDS"] = str(opts.offer_ttl)
     for name in ("API_THROTTLE_ANON", "API_THROTTLE_USER", "DEBUG"):
         env.pop(name, None)
     return env
@@ -312,6 +378,33 @@ class ThreadStats:
     outcomes: Counter = field(default_factory=Counter)
     requests: int = 0
     non_envelope: int = 0
+    offer_waits: list[float] = field(default_factory=list)  # --waitlist: join to offer seen
+
+
+@dataclass
+class Sale:
+    """What the shoppers of ``--waitlist`` share: ``started_all`` is set once no shopper
+    is left to start, ``over`` once no unit of the flash sku can be offered any more;
+    ``busy`` counts the shoppers between starting and finishing that are not waiting
+    for an offer (one of them may still reserve, join or free a unit)."""
+
+    started_all: threading.Event = field(default_factory=threading.Event)
+    over: threading.Event = field(default_factory=threading.Event)
+    deadline: float = float("inf")  # time.monotonic() after which no shopper starts
+    busy: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def all_started(self) -> bool:
+        return self.started_all.is_set() or time.monotonic() >= self.deadline
+
+    def add_busy(self, n: int) -> None:
+        with self._lock:
+            self.busy += n
+
+    def quiet_shoppers(self) -> bool:
+        """Every shopper has started and each has finished or is waiting for an offer."""
+        with self._lock:
+            return self.all_started() and self.busy == 0
 
 
 class Shopper:
@@ -377,6 +470,10 @@ class Shopper:
             return "sold_out"
         if status != 201:
             return "failed"
+        return self._checkout(rng, opts, base, h)
+
+    def _checkout(self, rng: random.Random, opts: Options, base: str, h: dict[str, str]) -> str:
+        """From a started checkout: PATCH, then walk away, or confirm (card or decline)."""
         roll = rng.random()
         method = "test_decline" if roll < opts.decline_rate else "card"
         update = {
@@ -405,6 +502,75 @@ class Shopper:
             return "sold_out"
         return "failed"
 
+    def run_waitlist(self, rng: random.Random, skus: list[str], opts: Options, sale: Sale) -> str:
+        """A shopper of ``--waitlist``: as :meth:`run`, but refused at start it joins the
+        flash sku's waitlist, polls it, and on an offer lets it lapse (``--lapse-rate``)
+        or starts checkout with it. Outcomes of the offered ones start with ``offer_``."""
+        status, cart = self.call("create cart", "POST", "/carts/", {"currency": "USD"})
+        if status != 201:
+            return "failed"
+        h = {"X-Cart-Token": cart["token"]}
+        base = f"/carts/{cart['id']}"
+        for sku in skus:
+            status, _ = self.call(
+                "add line", "POST", f"{base}/items/", {"sku": sku, "quantity": opts.quantity}, h
+            )
+            if status != 201:
+                return "failed"
+        for _ in range(5):  # a STOCK_AVAILABLE join sends the shopper back to start
+            status, state = self.call("start checkout", "POST", f"{base}/checkout/", {}, h)
+            if status == 201:
+                return self._checkout(rng, opts, base, h)
+            if status != 400 or _code(state) != "INSUFFICIENT_STOCK":
+                return "failed"
+            body = {"sku": skus[0], "quantity": opts.quantity}
+            status, entry = self.call("join waitlist", "POST", f"{base}/waitlist/", body, h)
+            if status == 201:
+                break
+            if status != 409 or _code(entry) != "STOCK_AVAILABLE":
+                return "failed"
+        else:
+            return "failed"
+        joined = time.monotonic()
+        sale.add_busy(-1)  # waiting: the sale may end without this shopper
+        try:
+            seen = self._wait_for_offer(opts, sale, base, h, entry["id"], joined)
+        finally:
+            sale.add_busy(1)
+        if seen != "offered":
+            return seen
+        self.stats.offer_waits.append(time.monotonic() - joined)
+        if rng.random() < opts.lapse_rate:
+            return "offer_lapsed"  # walks away: the offer's hold lapses and passes on
+        status, state = self.call("start checkout", "POST", f"{base}/checkout/", {}, h)
+        if status != 201:
+            return "offer_start_refused"
+        return "offer_" + self._checkout(rng, opts, base, h)
+
+    def _wait_for_offer(
+        self,
+        opts: Options,
+        sale: Sale,
+        base: str,
+        h: dict[str, str],
+        entry_id: int,
+        joined: float,
+    ) -> str:
+        """Polls the cart's waitlist until the entry is offered (``offered``), the sale is
+        over or ``--wait-limit`` passed (``still_waiting``); anything else is an outcome."""
+        give_up = joined + opts.wait_limit
+        while True:
+            if sale.over.wait(opts.poll_interval) or time.monotonic() >= give_up:
+                return "still_waiting"
+            status, listing = self.call("poll waitlist", "GET", f"{base}/waitlist/", None, h)
+            if status != 200:
+                return "failed"
+            [mine] = [e for e in listing["entries"] if e["id"] == entry_id]
+            if mine["status"] == "offered":
+                return "offered"
+            if mine["status"] != "waiting":
+                return f"waitlist_{mine['status']}"  # ended without an offer seen: unexpected
+
 
 def _code(body: Any) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -419,7 +585,12 @@ class LoadResult:
     shoppers_started: int
 
 
-def run_load(opts: Options, base_url: str, catalog: Catalog) -> LoadResult:
+def run_load(
+    opts: Options, base_url: str, catalog: Catalog, sale: Sale | None = None
+) -> LoadResult:
+    """Runs the shoppers; with ``sale`` (``--waitlist``) they are waitlist shoppers
+    (:meth:`Shopper.run_waitlist`) and ``sale.started_all`` is set once none is left to
+    start."""
     import urllib3
 
     http = urllib3.PoolManager(
@@ -433,12 +604,20 @@ def run_load(opts: Options, base_url: str, catalog: Catalog) -> LoadResult:
     counter = {"next": 0}
     stop_at = time.monotonic() + opts.duration
     per_thread: list[ThreadStats] = []
+    if sale is not None:
+        sale.deadline = stop_at
 
     def take() -> int | None:
         with lock:
             if counter["next"] >= opts.checkouts or time.monotonic() >= stop_at:
+                if sale is not None:
+                    sale.started_all.set()
                 return None
             counter["next"] += 1
+            if sale is not None:
+                sale.add_busy(1)  # busy from now: counted before started_all can be seen
+                if counter["next"] >= opts.checkouts:
+                    sale.started_all.set()  # the last shopper starts now
             return counter["next"]
 
     def worker(index: int) -> None:
@@ -452,7 +631,13 @@ def run_load(opts: Options, base_url: str, catalog: Catalog) -> LoadResult:
             skus = rng.sample(catalog.skus, normal)
             if catalog.hot_sku:
                 skus.insert(0, catalog.hot_sku)
-            stats.outcomes[shopper.run(rng, skus, opts)] += 1
+            if sale is not None:
+                try:
+                    stats.outcomes[shopper.run_waitlist(rng, skus, opts, sale)] += 1
+                finally:
+                    sale.add_busy(-1)  # made busy by take()
+            else:
+                stats.outcomes[shopper.run(rng, skus, opts)] += 1
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=opts.shoppers, thread_name_prefix="shopper") as pool:
@@ -470,6 +655,7 @@ def run_load(opts: Options, base_url: str, catalog: Catalog) -> LoadResult:
         total.outcomes.update(s.outcomes)
         total.requests += s.requests
         total.non_envelope += s.non_envelope
+        total.offer_waits.extend(s.offer_waits)
     return LoadResult(elapsed=elapsed, stats=total, shoppers_started=counter["next"])
 
 
@@ -607,6 +793,238 @@ def audit(opts: Options, env: dict[str, str], catalog: Catalog) -> Audit:
     text = (check.stdout + check.stderr).strip().splitlines()
     result.check_inventory_tail = text[-1] if text else ""
     return result
+
+
+# --- waitlist mode ----------------------------------------------------------------------
+
+SWEEP_EXPIRE_ACTOR = "bench:expire_reservations"
+SWEEP_SERVE_ACTOR = "bench:serve_waitlists"
+
+
+class Sweeper:
+    """Stands in for Celery beat in ``--waitlist``: every ``--sweep-interval`` s it runs
+    the expire-reservations job, then the serve-waitlists job (the functions the beat
+    tasks run), and, once every shopper has started, ends the sale when nothing more can
+    be offered (no pending hold of the flash sku, and no unit free while someone waits)
+    two rounds in a row."""
+
+    def __init__(self, opts: Options, hot_sku: str, sale: Sale):
+        self.opts, self.hot_sku, self.sale = opts, hot_sku, sale
+        self.rounds = 0
+        self.waitlists_served = 0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        from inventory.cleanup import expire_reservations
+        from inventory.models import Product
+        from inventory.waitlist_jobs import serve_waitlists
+
+        quiet = 0
+        try:
+            product_id = Product.objects.get(sku=self.hot_sku).id
+            while not self._stop.is_set():
+                expire_reservations(batch_size=1000, actor=SWEEP_EXPIRE_ACTOR)
+                served = serve_waitlists(batch_size=1000, actor=SWEEP_SERVE_ACTOR)
+                self.waitlists_served += served.done
+                self.rounds += 1
+                if self.sale.quiet_shoppers():
+                    pending, free, waiting = _sale_state(product_id)
+                    quiet = quiet + 1 if pending == 0 and (free == 0 or waiting == 0) else 0
+                    if quiet >= 2:
+                        self.sale.over.set()
+                self._stop.wait(self.opts.sweep_interval)
+        except Exception as exc:  # reported (and a safety check fails), the sale ends
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.sale.over.set()
+        finally:
+            connection.close()
+
+
+def _sale_state(product_id: Any) -> tuple[int, int, int]:
+    """Pending holds of the product, its free units in active warehouses, waiting entries."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT
+              (SELECT count(*) FROM inventory_reservation
+                WHERE product_id = %(p)s AND status = 'pending'),
+              (SELECT COALESCE(sum(GREATEST(s.on_hand - s.reserved, 0)), 0)
+                 FROM inventory_stocklevel s JOIN inventory_warehouse w ON w.id = s.warehouse_id
+                WHERE s.product_id = %(p)s AND w.is_active),
+              (SELECT count(*) FROM inventory_waitlistentry
+                WHERE product_id = %(p)s AND status = 'waiting')
+            """,
+            {"p": product_id},
+        )
+        pending, free, waiting = cursor.fetchone()
+    return int(pending), int(free), int(waiting)
+
+
+def _ms_summary(values: list[float]) -> dict[str, float | int]:
+    """count, p50, p95, max of durations given in seconds, in milliseconds."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"count": 0}
+    return {
+        "count": len(ordered),
+        "p50_ms": round(percentile(ordered, 50) * 1000, 1),
+        "p95_ms": round(percentile(ordered, 95) * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+def waitlist_audit(
+    opts: Options, catalog: Catalog, load: LoadResult, sweeper: Sweeper
+) -> dict[str, Any]:
+    """The waitlist figures of the run, from the database (module docstring)."""
+    from django.db import connection
+
+    from inventory.models import Product
+
+    product = Product.objects.get(sku=catalog.hot_sku)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT e.id, e.status, e.offered_at, e.ended_at,
+                   (SELECT min(r.id) FROM inventory_reservation r
+                     WHERE r.waitlist_entry_id = e.id)
+              FROM inventory_waitlistentry e
+             WHERE e.product_id = %s
+             ORDER BY e.id
+            """,
+            [product.id],
+        )
+        entries = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT ev.kind, ev.at, ev.expires_at
+              FROM inventory_reservationevent ev
+              JOIN inventory_reservation r ON r.id = ev.reservation_id
+             WHERE r.product_id = %s AND ev.kind IN ('released', 'expired')
+             ORDER BY ev.at, ev.id
+            """,
+            [product.id],
+        )
+        freed = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT ev.actor, count(*)
+              FROM inventory_reservationevent ev
+              JOIN inventory_reservation r ON r.id = ev.reservation_id
+             WHERE r.product_id = %s AND r.waitlist_entry_id IS NOT NULL
+               AND ev.kind = 'created'
+             GROUP BY ev.actor
+            """,
+            [product.id],
+        )
+        by_actor = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT count(*) FROM inventory_waitlistentry e
+             WHERE e.status = 'offered' AND NOT EXISTS (
+                   SELECT 1 FROM inventory_reservation r
+                    WHERE r.waitlist_entry_id = e.id AND r.status = 'pending')
+            """
+        )
+        [without_hold] = cursor.fetchone()
+        cursor.execute(
+            """
+            SELECT count(*) FROM inventory_stocklevel s
+             WHERE s.waitlisted <> COALESCE((SELECT sum(e.quantity)
+                                               FROM inventory_waitlistentry e
+                                              WHERE e.product_id = s.product_id
+                                                AND e.status = 'waiting'), 0)
+            """
+        )
+        [counter_drift] = cursor.fetchone()
+    connection.close()
+
+    # Order: for each offer, the entries that joined earlier (lower id) and were still
+    # waiting when it was made: offered later (a higher first hold id: holds are created
+    # under the product's stock row locks, so their ids follow the order of the offers),
+    # or never offered and not ended before it.
+    offers = [(eid, at, seq) for eid, _, at, _, seq in entries if seq is not None]
+    passed = []
+    for eid, at, seq in offers:
+        passed.append(
+            sum(
+                1
+                for fid, _, _, ended, fseq in entries
+                if fid < eid
+                and (
+                    (fseq is not None and fseq > seq)
+                    or (fseq is None and (ended is None or ended > at))
+                )
+            )
+        )
+    # From a unit freed to its offer: the latest release or expiry of a flash-sku hold at
+    # or before the offer (0 when the freeing transaction made it); from a lapsed hold's
+    # expiry to the offer its expiry made.
+    to_offer, lapse_to_offer, same_transaction = [], [], 0
+    for _, at, _ in offers:
+        before = [row for row in freed if row[1] <= at]
+        if not before:
+            continue
+        kind, freed_at, expired_at = before[-1]
+        to_offer.append((at - freed_at).total_seconds())
+        same_transaction += freed_at == at
+        if kind == "expired" and expired_at is not None:
+            lapse_to_offer.append((at - expired_at).total_seconds())
+    statuses = Counter(status for _, status, _, _, _ in entries)
+    made_by = Counter()
+    for actor, n in by_actor:
+        if actor == SWEEP_EXPIRE_ACTOR:
+            made_by["expiry sweeper"] += n
+        elif actor == SWEEP_SERVE_ACTOR:
+            made_by["waitlist pass (serve_waitlists job)"] += n
+        elif actor.startswith("command:"):
+            made_by[f"audit's {actor.removeprefix('command:')}"] += n
+        else:
+            made_by["a shopper's request"] += n
+    pending, free, waiting = _sale_state(product.id)
+    connection.close()
+    return {
+        "entries": len(entries),
+        "entry_statuses": dict(sorted(statuses.items())),
+        "offers_made": len(offers),
+        "offers_claimed": statuses.get("claimed", 0),
+        "offers_lapsed": statuses.get("expired", 0),
+        "offers_cancelled": sum(
+            1 for _, status, at, _, _ in entries if status == "cancelled" and at is not None
+        ),
+        "offers_open_at_end": statuses.get("offered", 0),
+        "offer_holds_by_actor": dict(sorted(made_by.items())),
+        "largest_out_of_order_offer": max(passed, default=0),
+        "offers_out_of_order": sum(1 for n in passed if n),
+        "freed_to_offer": _ms_summary(to_offer),
+        "offers_in_the_freeing_transaction": same_transaction,
+        "lapse_to_offer": _ms_summary(lapse_to_offer),
+        "join_to_offer_seen_by_shopper": _ms_summary(load.stats.offer_waits),
+        # Free units the first waiting entry would fit in (every entry wants --quantity).
+        "units_left_unoffered": free if waiting and free >= opts.quantity else 0,
+        "free_units_at_end": free,
+        "waiting_entries_at_end": waiting,
+        "pending_flash_holds_at_end": pending,
+        "offers_without_a_pending_hold": int(without_hold),
+        "waitlisted_counter_drift_rows": int(counter_drift),
+        "sweeper_rounds": sweeper.rounds,
+        "waitlists_served_by_the_pass": sweeper.waitlists_served,
+        "sweeper_error": sweeper.error,
+        "sale_over_detected": sweeper.sale.over.is_set(),
+    }
 
 
 # --- report ---------------------------------------------------------------------------
@@ -763,7 +1181,9 @@ def build_report(
         }
     server_errors = sum(n for (_, status, _), n in s.errors.items() if status >= 500)
     transport_errors = sum(n for (_, status, _), n in s.errors.items() if status == 0)
-    unexpected = sum(n for (_, _, code), n in s.errors.items() if code not in EXPECTED_CODES)
+    # A join that finds its unit free again (409 STOCK_AVAILABLE) is expected too.
+    expected = EXPECTED_CODES | ({"STOCK_AVAILABLE"} if opts.waitlist else set())
+    unexpected = sum(n for (_, _, code), n in s.errors.items() if code not in expected)
     confirm_p99 = endpoints.get("confirm", {}).get("p99_ms", float("nan"))
     cost = {}
     if cpu and completed:
@@ -776,7 +1196,11 @@ def build_report(
         cost["ceiling_checkouts_per_s_on_all_cores"] = round(cpu["cores"] * 1000 / total, 1)
     return {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "options": {k: v for k, v in vars(opts).items() if k not in ("json_path",)},
+        "options": {
+            k: v
+            for k, v in vars(opts).items()
+            if k != "json_path" and (opts.waitlist or k not in WAITLIST_OPTIONS)
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "loadavg_before": load_before,
@@ -909,6 +1333,8 @@ def print_report(report: dict[str, Any], out: Callable[[str], None] = print) -> 
         f"    manage.py check_inventory                 exit {a['check_inventory_exit']}"
         f"  {a['check_inventory_summary']}"
     )
+    if "waitlist" in report:
+        print_waitlist(report, out)
     out("")
     out(
         "  goals: "
@@ -938,7 +1364,67 @@ def safety_checks(report: dict[str, Any]) -> dict[str, bool]:
         "0 captured payments without an order": a["lost_payments"] == 0,
         "sweeper commands exit 0": all(sw["exit"] == 0 for sw in a["sweepers"]),
         "check_inventory exit 0": a["check_inventory_exit"] == 0,
+        **(waitlist_safety(report["waitlist"]) if "waitlist" in report else {}),
     }
+
+
+def waitlist_safety(w: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "0 out-of-order offers": w["largest_out_of_order_offer"] == 0,
+        "0 units left unoffered": w["units_left_unoffered"] == 0,
+        "0 offers without a pending hold": w["offers_without_a_pending_hold"] == 0,
+        "0 waitlisted counter drift": w["waitlisted_counter_drift_rows"] == 0,
+        "sweeper ran without error": w["sweeper_error"] is None,
+    }
+
+
+def print_waitlist(report: dict[str, Any], out: Callable[[str], None]) -> None:
+    w, o = report["waitlist"], report["options"]
+    hot = report["audit"]["hot_sku"] or {}
+
+    def ms(summary: dict[str, Any]) -> str:
+        if not summary.get("count"):
+            return "none"
+        return (
+            f"p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms"
+            f" ({summary['count']})"
+        )
+
+    out("")
+    out(
+        f"  waitlist (database; offer TTL {o['offer_ttl']} s, lapse rate {o['lapse_rate']},"
+        f" poll every {o['poll_interval']} s, sweeper every {o['sweep_interval']} s):"
+    )
+    out(f"    units sold (flash sku)                    {hot.get('sold')} of {hot.get('initial')}")
+    out(f"    entries by status                         {w['entry_statuses']}")
+    out(
+        f"    offers made / claimed / lapsed / cancelled {w['offers_made']} / "
+        f"{w['offers_claimed']} / {w['offers_lapsed']} / {w['offers_cancelled']}"
+        f" (open at the end: {w['offers_open_at_end']})"
+    )
+    out(f"    offers made by                            {w['offer_holds_by_actor']}")
+    out(
+        f"    largest out-of-order offer                {w['largest_out_of_order_offer']}"
+        f"  (offers passing an earlier entry: {w['offers_out_of_order']})"
+    )
+    out(
+        f"    unit freed -> offer                       {ms(w['freed_to_offer'])};"
+        f" in the freeing transaction: {w['offers_in_the_freeing_transaction']}"
+    )
+    out(f"    hold lapsed -> offer                      {ms(w['lapse_to_offer'])}")
+    out(f"    join -> offer seen by the shopper         {ms(w['join_to_offer_seen_by_shopper'])}")
+    out(
+        f"    units left unoffered                      {w['units_left_unoffered']}"
+        f"  (free at the end {w['free_units_at_end']}, waiting {w['waiting_entries_at_end']},"
+        f" flash holds pending {w['pending_flash_holds_at_end']})"
+    )
+    out(f"    offers without a pending hold             {w['offers_without_a_pending_hold']}")
+    out(f"    stock rows with waitlisted drift          {w['waitlisted_counter_drift_rows']}")
+    out(
+        f"    sweeper rounds {w['sweeper_rounds']}, waitlists served by the pass"
+        f" {w['waitlists_served_by_the_pass']}, sale end detected {w['sale_over_detected']}"
+        + (f", ERROR {w['sweeper_error']}" if w["sweeper_error"] else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -948,6 +1434,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics_dir = Path(log_dir) / "prometheus"
     metrics_dir.mkdir()
     env = server_env(opts, str(metrics_dir))
+    if opts.waitlist:  # the sweeper thread makes offers too: the same offer TTL
+        os.environ["WAITLIST_OFFER_TTL_SECONDS"] = env["WAITLIST_OFFER_TTL_SECONDS"]
 
     print(f"[flash] re-creating database {urlsplit(opts.database_url).path.lstrip('/')}")
     recreate_database(opts.database_url)
@@ -968,8 +1456,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_before = machine_load()
         meter = CpuMeter(server.proc.pid, opts.database_url)
+        sale = sweeper = None
+        if opts.waitlist:
+            sale = Sale()
+            sweeper = Sweeper(opts, catalog.hot_sku, sale)
+            sweeper.start()
         meter.start()
-        load = run_load(opts, server.base_url, catalog)
+        try:
+            load = run_load(opts, server.base_url, catalog, sale)
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
         meter.stop(load.elapsed)
         load_after = machine_load()
     finally:
@@ -977,6 +1474,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[flash] load done in {load.elapsed:.1f} s; auditing")
     result = audit(opts, env, catalog)
     report = build_report(opts, load, result, load_before, load_after, meter.result)
+    if sweeper is not None:
+        report["waitlist"] = waitlist_audit(opts, catalog, load, sweeper)
     report["safety"] = safety_checks(report)
     print()
     print_report(report)

@@ -123,7 +123,8 @@ class CartItemAddApi(APIView):
                     400,
                     "VALIDATION_ERROR: bad body, the line would exceed 1000, the product's "
                     "currency is not the cart's, or the product is in the cart from "
-                    "another warehouse",
+                    "another warehouse; QUANTITY_LIMIT_EXCEEDED: the line would be above "
+                    "the product's max_per_order (details.sku, details.limit)",
                 ),
                 (
                     404,
@@ -170,7 +171,11 @@ class CartItemApi(APIView):
         responses={
             200: CartOutputSerializer,
             **error_responses(
-                400,
+                (
+                    400,
+                    "VALIDATION_ERROR, or QUANTITY_LIMIT_EXCEEDED: the quantity is above "
+                    "the product's max_per_order (details.sku, details.limit)",
+                ),
                 (404, "CART_NOT_FOUND, or NOT_FOUND: no such line in this cart"),
                 (
                     409,

@@ -23,3 +23,19 @@ class InvalidCartStatus(ApplicationError):
     def __init__(self, status: str, message: str | None = None):
         super().__init__(message, details={"status": status})
         self.status = status
+
+
+class QuantityLimitExceeded(ApplicationError):
+    """A cart line above its product's ``max_per_order`` (SPEC §15)."""
+
+    code = "QUANTITY_LIMIT_EXCEEDED"
+    status_code = 400
+    message = "The line is above the product's limit per order"
+
+    def __init__(self, sku: str, limit: int, message: str | None = None):
+        super().__init__(
+            message or f"At most {limit} of {sku} may be in one order",
+            details={"sku": sku, "limit": limit},
+        )
+        self.sku = sku
+        self.limit = limit

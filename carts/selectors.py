@@ -79,9 +79,10 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
     A pinned line counts its warehouse's row (if that warehouse is active); an unpinned
     line counts every row of its product in an active warehouse. Either also counts what
     this cart already holds for it in any other warehouse (a warehouse deactivated after
-    the hold was made lets the hold finish). One query whatever the number of lines and
-    warehouses: the stock rows of the cart's products with the sums of the pending
-    reservations that count for this cart (its own, and lapsed ones of anybody)."""
+    the hold was made lets the hold finish). Units wanted by the product's waiting
+    waitlist entries are not available to it (SPEC §15). One query whatever the number of
+    lines and warehouses: the stock rows of the cart's products with the sums of the
+    pending reservations that count for this cart (its own, and lapsed ones of anybody)."""
     items = list(cart.items.all())
     if not items:
         return []
@@ -95,7 +96,14 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
                 & (Q(reservations__cart_id=cart.id) | Q(reservations__expires_at__lte=now)),
             )
         )
-        .values("product_id", "warehouse_id", "warehouse__is_active", "on_hand", "reserved")
+        .values(
+            "product_id",
+            "warehouse_id",
+            "warehouse__is_active",
+            "on_hand",
+            "reserved",
+            "waitlisted",
+        )
         .annotate(
             counts_as_free=Coalesce(Sum("held__quantity"), 0),
             own=Coalesce(
@@ -107,18 +115,22 @@ def cart_line_stock(*, cart: Cart) -> list[LineStock]:
     )
     lines = []
     for item in items:
-        available = reserved = 0
+        free = reserved = withheld = 0
         for row in rows:
             if row["product_id"] != item.product_id:
                 continue
             reserved += row["own"]
+            # Units the product's waitlist wants (the same on each of its rows) are kept
+            # back from every cart but the one they are offered to (SPEC §15).
+            withheld = max(withheld, row["waitlisted"])
             serves = row["warehouse__is_active"] and (
                 item.warehouse_id is None or item.warehouse_id == row["warehouse_id"]
             )
             if serves:
-                available += max(row["on_hand"] - row["reserved"] + row["counts_as_free"], 0)
-            else:
-                available += row["own"]
+                free += max(
+                    row["on_hand"] - row["reserved"] + row["counts_as_free"] - row["own"], 0
+                )
+        available = reserved + max(free - withheld, 0)
         lines.append(
             LineStock(item=item, requested=item.quantity, available=available, reserved=reserved)
         )

@@ -1,5 +1,6 @@
 """Output shapes of a cart (API.md "Carts"), shared by the cart, checkout, confirm and
-storefront code. Money is rendered as strings with two decimals ("12.50").
+storefront code, and of its waitlist entries (API.md "Waitlists"). Money is rendered as
+strings with two decimals ("12.50").
 
 The serializers read only what is already loaded: pass a cart fetched with
 ``carts.selectors.cart_with_items`` (items with their product and warehouse prefetched),
@@ -15,6 +16,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from carts.models import Cart, CartItem
+from inventory.models import WaitlistEntry
+from inventory.waitlist import position_of
 
 CENTS = Decimal("0.01")
 # Money is a decimal string such as "12.50" (API.md), described as such in the schema.
@@ -83,3 +86,57 @@ class CartCreatedOutputSerializer(CartOutputSerializer):
     @extend_schema_field(OpenApiTypes.STR)
     def get_token(self, cart: Cart) -> str:
         return self.context["token"]
+
+
+class WaitlistEntryOutputSerializer(serializers.Serializer):
+    """entry = {id, product_id, sku, warehouse, quantity, status, position,
+    offer_expires_at, reservation_id, created_at}: a cart waiting for units of a product."""
+
+    # Serialises entries of ``inventory.waitlist.entries_for_cart`` / ``entry_for_cart``
+    # (product and warehouse loaded, ``queue_position`` and ``first_reservation_id``
+    # annotated) without a query.
+
+    class Meta:
+        ref_name = "WaitlistEntry"
+
+    id = serializers.IntegerField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField(source="product.sku")
+    warehouse = serializers.CharField(
+        source="warehouse.code",
+        allow_null=True,
+        help_text="The warehouse the offer must come from; null: any active warehouse",
+    )
+    quantity = serializers.IntegerField()
+    status = serializers.ChoiceField(
+        choices=["waiting", "offered", "claimed", "expired", "cancelled"],
+        help_text="waiting: in the queue; offered: the units are held for the cart until "
+        "offer_expires_at; claimed: checkout started with the offer; expired: the offer "
+        "lapsed; cancelled: the shopper left, or the cart could not take the offer",
+    )
+    position = serializers.SerializerMethodField()
+    offer_expires_at = serializers.DateTimeField(allow_null=True)
+    reservation_id = serializers.IntegerField(
+        source="first_reservation_id",
+        allow_null=True,
+        help_text="The offer's hold (its first reservation when it is split over "
+        "warehouses); null before an offer",
+    )
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            min_value=1,
+            help_text="1-based place among the product's waiting entries; null unless waiting",
+        )
+    )
+    def get_position(self, entry: WaitlistEntry) -> int | None:
+        return position_of(entry)
+
+
+class WaitlistOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "Waitlist"
+
+    entries = WaitlistEntryOutputSerializer(many=True)

@@ -16,10 +16,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from carts import transitions
-from carts.errors import InvalidCartStatus
+from carts.errors import InvalidCartStatus, QuantityLimitExceeded
 from carts.locks import CartCheck, lock_cart
 from carts.models import Cart, CartItem, CartStatus
 from carts.tokens import hash_token, new_token
+from core import metrics
 from core.errors import NotFound, ValidationFailed
 from inventory import services as inventory
 from inventory.errors import ProductNotFound, WarehouseNotFound
@@ -84,6 +85,16 @@ def _check_quantity(quantity: int) -> None:
         )
 
 
+def check_line_limit(product: Product, quantity: int) -> None:
+    """A line of ``quantity`` units of ``product`` must stay within the product's
+    ``max_per_order`` (SPEC §15; null: no limit): else :class:`QuantityLimitExceeded`,
+    counted in ``purchase_limit_refusals_total{kind="per_order"}``. Checked when a line
+    is added or changed, and again when checkout starts (a limit set since)."""
+    if product.max_per_order is not None and quantity > product.max_per_order:
+        metrics.purchase_limit_refusals_total.labels(kind="per_order").inc()
+        raise QuantityLimitExceeded(product.sku, product.max_per_order)
+
+
 def _warehouse(code: str) -> Warehouse:
     warehouse = Warehouse.objects.filter(code=code).first()
     if warehouse is None:
@@ -104,7 +115,8 @@ def add_item(
     to its line (one line per product). With ``warehouse`` the line is pinned to that
     warehouse; without, it is unpinned (``warehouse`` null) and checkout allocates it
     over the active warehouses. The line's quantity stays within 1..1000 and the
-    product's currency must be the cart's. ``item.cart`` is the cart as changed.
+    product's currency must be the cart's, and the line within the product's
+    ``max_per_order`` (:func:`check_line_limit`). ``item.cart`` is the cart as changed.
     ``authorize`` is checked on the locked cart (see ``carts.locks.lock_cart``), as in
     every function here. Locks: the cart."""
     _check_quantity(quantity)
@@ -129,6 +141,7 @@ def add_item(
             .first()
         )
         if item is None:
+            check_line_limit(product, quantity)
             # Without a warehouse the line is unpinned: any active warehouse may serve it.
             warehouse_id = _warehouse(warehouse).id if warehouse else None
             item = CartItem(
@@ -154,6 +167,7 @@ def add_item(
                         ]
                     }
                 )
+            check_line_limit(product, item.quantity + quantity)
             item.quantity += quantity
             item.save(update_fields=["quantity", "updated_at"])
             item.cart = cart
@@ -162,7 +176,7 @@ def add_item(
 
 
 def _cart_item(cart: Cart, item_id: int) -> CartItem:
-    item = CartItem.objects.filter(cart_id=cart.id, id=item_id).first()
+    item = CartItem.objects.select_related("product").filter(cart_id=cart.id, id=item_id).first()
     if item is None:
         raise NotFound("Cart item not found", details={"item_id": item_id})
     return item
@@ -176,14 +190,16 @@ def update_item(
     actor: str,
     authorize: CartCheck | None = None,
 ) -> CartItem:
-    """Sets the quantity of a line (1..1000), only while the cart is ``active`` or
-    ``abandoned``; ``item.cart`` is the cart as changed. Locks: the cart."""
+    """Sets the quantity of a line (1..1000, and within the product's ``max_per_order``:
+    :func:`check_line_limit`), only while the cart is ``active`` or ``abandoned``;
+    ``item.cart`` is the cart as changed. Locks: the cart."""
     _check_quantity(quantity)
     with transaction.atomic():
         cart = lock_cart(cart_id, authorize=authorize)
         _require_editable(cart)
         item = _cart_item(cart, item_id)
         item.cart = cart
+        check_line_limit(item.product, quantity)
         if item.quantity != quantity:
             item.quantity = quantity
             item.save(update_fields=["quantity", "updated_at"])
@@ -194,10 +210,12 @@ def update_item(
 def remove_item(
     *, cart_id: UUID, item_id: int, actor: str, authorize: CartCheck | None = None
 ) -> Cart:
-    """Removes a line. In ``checkout`` it also releases that line's pending reservations,
-    in every warehouse (reason ``item_removed``) and the checkout goes on with the other lines; removing the
-    last line ends the checkout and the cart goes back to ``active`` (an empty cart has
-    nothing to check out). Refused on a ``completed`` cart.
+    """Removes a line and releases that line's pending reservations, in every warehouse
+    (reason ``item_removed``): in ``checkout`` the checkout goes on with the other lines
+    (removing the last line ends the checkout and the cart goes back to ``active``: an
+    empty cart has nothing to check out); in an ``active`` cart the line's hold is a
+    waitlist offer, which passes to the next entry at once (SPEC §15). Refused on a
+    ``completed`` cart.
     Locks: the cart, then (through the reservation service) the line's stock row."""
     with transaction.atomic():
         cart = lock_cart(cart_id, authorize=authorize)
@@ -206,16 +224,16 @@ def remove_item(
         item = _cart_item(cart, item_id)
         if cart.status == CartStatus.CHECKOUT:
             refuse_while_paying(cart)
-            # One line per product: every pending hold of the product is this line's, in
-            # whichever warehouses it was allocated.
-            held = list(
-                Reservation.objects.filter(
-                    cart_id=cart.id,
-                    product_id=item.product_id,
-                    status=ReservationStatus.PENDING,
-                ).values_list("id", flat=True)
-            )
-            inventory.release(reservation_ids=held, reason=ReleaseReason.ITEM_REMOVED, actor=actor)
+        # One line per product: every pending hold of the product is this line's, in
+        # whichever warehouses it was allocated.
+        held = list(
+            Reservation.objects.filter(
+                cart_id=cart.id,
+                product_id=item.product_id,
+                status=ReservationStatus.PENDING,
+            ).values_list("id", flat=True)
+        )
+        inventory.release(reservation_ids=held, reason=ReleaseReason.ITEM_REMOVED, actor=actor)
         item.delete()
         if (
             cart.status == CartStatus.CHECKOUT

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from carts import api
+from carts import api, waitlist_api
 
 urlpatterns = [
     path("carts/", api.CartCreateApi.as_view(), name="cart-create"),
@@ -15,5 +15,15 @@ urlpatterns = [
         "carts/<uuid:cart_id>/validate-stock/",
         api.CartValidateStockApi.as_view(),
         name="cart-validate-stock",
+    ),
+    path(
+        "carts/<uuid:cart_id>/waitlist/",
+        waitlist_api.CartWaitlistApi.as_view(),
+        name="cart-waitlist",
+    ),
+    path(
+        "carts/<uuid:cart_id>/waitlist/<int:entry_id>/",
+        waitlist_api.CartWaitlistEntryApi.as_view(),
+        name="cart-waitlist-entry",
     ),
 ]

@@ -62,9 +62,20 @@ class WarningSerializer(serializers.Serializer):
     class Meta:
         ref_name = "CheckoutWarning"
 
-    code = serializers.ChoiceField(choices=["LOW_STOCK"])
+    code = serializers.ChoiceField(
+        choices=["LOW_STOCK", "HIGH_DEMAND"],
+        help_text="LOW_STOCK: little is left for others (`available`); HIGH_DEMAND: the "
+        "product has a waitlist or is low on stock, so its hold is shorter (`ttl_seconds`)",
+    )
     sku = serializers.CharField()
-    available = serializers.IntegerField(help_text="What is left for others after this cart")
+    available = serializers.IntegerField(
+        required=False, help_text="LOW_STOCK only: what is left for others after this cart"
+    )
+    ttl_seconds = serializers.IntegerField(
+        required=False,
+        help_text="HIGH_DEMAND only: the hold length a checkout holding this line gets "
+        "(the shorter of SCARCITY_TTL_SECONDS and the start or extension TTL)",
+    )
 
 
 class AllocationSerializer(serializers.Serializer):
@@ -158,15 +169,23 @@ class CheckoutApi(APIView):
             **error_responses(
                 (
                     400,
-                    "INSUFFICIENT_STOCK (details.items lists every short line) or CART_EMPTY",
+                    "INSUFFICIENT_STOCK (details.items lists every short line), CART_EMPTY, "
+                    "or QUANTITY_LIMIT_EXCEEDED (a line above its product's max_per_order; "
+                    "details.sku, details.limit)",
                 ),
                 CART_NOT_FOUND,
-                (409, "INVALID_CART_STATUS: the cart is completed"),
+                (
+                    409,
+                    "INVALID_CART_STATUS: the cart is completed; PURCHASE_LIMIT_REACHED: "
+                    "the logged-in customer would be over a product's max_per_customer "
+                    "(details.sku, limit, already)",
+                ),
             ),
         },
         description="Starts checkout: reserves every line (all or nothing) and moves the "
         "cart to checkout. 201 when started; 200 with the current state when the cart is "
-        "already in checkout. Low stock is reported in `warnings`, not as an error.",
+        "already in checkout. Low stock and high demand are reported in `warnings`, not "
+        "as errors; a line in high demand makes the holds shorter (SCARCITY_TTL_SECONDS).",
     )
     def post(self, request: Request, cart_id: UUID) -> Response:
         cart, started = services.start_checkout(
@@ -206,7 +225,12 @@ class CheckoutApi(APIView):
                     "extension finds a line that can no longer be held",
                 ),
                 CART_NOT_FOUND,
-                NOT_IN_CHECKOUT,
+                (
+                    409,
+                    "INVALID_CART_STATUS: the cart is not in checkout (details.status); "
+                    "PURCHASE_LIMIT_REACHED: a line held again at an extension would take "
+                    "the customer over a product's max_per_customer",
+                ),
                 EXPIRED,
             ),
         },

@@ -87,7 +87,7 @@ def _abandon_one(
         locked = (
             due()
             .filter(id=cart_id)
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=True, of=("self",), no_key=True)  # carts.locks
             .values_list("id", flat=True)
             .first()
         )

@@ -74,6 +74,7 @@ from checkout.idempotency import (
     idempotency_key_of,
     record_idempotency_key,
 )
+from checkout.limits import customer_limit
 from checkout.payment_flow import await_in_flight, pay
 from checkout.resolve import is_stale, resolve_stale_payment
 from checkout.services import abandon_checkout, return_to_active
@@ -288,12 +289,17 @@ def _secure_stock(*, cart: Cart, items: list[CartItem], actor: str) -> datetime:
     pending reservation of the right quantity, expiring ``CHECKOUT_PAYMENT_TTL_SECONDS``
     from now (existing ones extended, missing ones reserved — with
     ``ENABLE_PRE_RESERVATION`` off that is every line). Returns the new expiry; raises
-    :class:`InsufficientStock` listing every short line. Constant queries in the lines."""
+    :class:`InsufficientStock` listing every short line, or ``PurchaseLimitReached`` when
+    a line it reserves would take a customer over a ``max_per_customer`` (SPEC §15).
+    Constant queries in the lines."""
+    limit = customer_limit(cart=cart, items=items)
     holds = ensure_live_holds(
         cart_id=cart.id,
         items=items,
         ttl_seconds=settings.CHECKOUT_PAYMENT_TTL_SECONDS,
         actor=actor,
+        limit_check=limit.limit_check,
+        serialize_products=limit.serialize_products,
     )
     expires_at = (
         holds.fresh[0].expires_at

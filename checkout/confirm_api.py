@@ -138,7 +138,9 @@ class CheckoutConfirmApi(APIView):
                 (
                     409,
                     "INVALID_CART_STATUS (the cart is not in checkout, or a confirmation is "
-                    "in progress) or IDEMPOTENCY_CONFLICT",
+                    "in progress), IDEMPOTENCY_CONFLICT, or PURCHASE_LIMIT_REACHED (a line "
+                    "it had to reserve would take the customer over the product's "
+                    "max_per_customer; details.sku, limit, already; nothing charged)",
                 ),
                 (410, "CHECKOUT_EXPIRED: the reservations lapsed; the cart is now abandoned"),
                 (

@@ -79,3 +79,22 @@ class PaymentInFlight(InvalidCartStatus):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class PurchaseLimitReached(ApplicationError):
+    """A logged-in customer over a product's ``max_per_customer`` within
+    ``PURCHASE_LIMIT_WINDOW_SECONDS`` (SPEC §15); ``already`` is what they ordered or hold
+    elsewhere, without the line refused."""
+
+    code = "PURCHASE_LIMIT_REACHED"
+    status_code = 409
+    message = "The purchase limit for this product is reached"
+
+    def __init__(self, sku: str, limit: int, already: int, message: str | None = None):
+        super().__init__(
+            message or f"At most {limit} of {sku} per customer; {already} already ordered or held",
+            details={"sku": sku, "limit": limit, "already": already},
+        )
+        self.sku = sku
+        self.limit = limit
+        self.already = already

@@ -11,7 +11,7 @@ again through :func:`hold_order_lines`, which the orders app calls through its h
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -23,6 +23,7 @@ from django.utils import timezone
 from checkout.selectors import pending_reservations
 from inventory import locks as inventory_locks
 from inventory import services as inventory
+from inventory import waitlist
 from inventory.models import ReleaseReason, Reservation
 
 # A reservation this close to its expiry is replaced rather than kept, so that it cannot
@@ -77,6 +78,9 @@ def ensure_live_holds(
     lapsed_ok: bool = False,
     pending: Sequence[Reservation] | None = None,
     release_unmatched: bool = True,
+    scarcity_ttl_seconds: int | None = None,
+    limit_check: Callable[[dict[UUID, int]], None] | None = None,
+    serialize_products: Iterable[UUID] = (),
 ) -> LiveHolds:
     """Makes sure every line of ``items`` is held by pending reservations of the cart that
     together hold the line's quantity of its product (in its warehouse if it is pinned,
@@ -93,14 +97,20 @@ def ensure_live_holds(
     of no line are released too (with ``release_unmatched`` off they are left alone). All
     or nothing: if stock is short, :class:`InsufficientStock` lists every short line and
     nothing is reserved. ``pending`` is the cart's pending reservations if the caller has
-    them (saves a query).
+    them (saves a query). A waitlist offer held for the cart that holds its line exactly
+    is kept like any other hold, and claimed (``inventory.waitlist.claim_offers``).
+    ``scarcity_ttl_seconds``, ``limit_check`` and ``serialize_products`` are passed to
+    ``inventory.services.reserve`` for the lines allocated afresh; a kept offer of a
+    product in ``serialize_products`` is given to ``limit_check`` too (under the same
+    locks), since no reserve checks it.
 
     The caller holds the Cart lock (or, for a completed cart, the Order lock). Locks:
-    when reservations are ended and others made, every stock row involved (the ended
-    reservations' rows and every candidate row of the lines to allocate) is locked
-    first, in one ascending-pk query, so the several service calls keep the lock order;
-    otherwise the one service call locks them. Queries: constant in the number of lines
-    and warehouses.
+    when reservations are ended and others made (or a kept offer's limit is checked),
+    every stock row involved (the ended reservations' rows, every candidate row of the
+    lines to allocate, every active row of ``serialize_products``) is locked first, in
+    one ascending-pk query, so the several service calls keep the lock order; otherwise
+    the one service call locks them. Offers are claimed after the stock rows are locked.
+    Queries: constant in the number of lines and warehouses.
     """
     if pending is None:
         pending = pending_reservations(cart_id=cart_id)
@@ -121,15 +131,29 @@ def ensure_live_holds(
             unreserved.append(item)
     if release_unmatched:
         ending.extend(r for held in by_product.values() for r in held)
-    if not (ending or unreserved):
-        return holds
-
-    if ending:
+    offers = [r for held in holds.by_line.values() for r in held if r.waitlist_entry_id]
+    # A kept offer of a limited product is held for this cart without a reserve: its
+    # limit is checked here, under the same locks a reserve would take.
+    offered_units: dict[UUID, int] = defaultdict(int)
+    if limit_check is not None:
+        serialized = set(serialize_products)
+        for r in offers:
+            if r.product_id in serialized:
+                offered_units[r.product_id] += r.quantity
+    if ending or offered_units:
         inventory_locks.lock_allocation_candidates(
             pinned={(r.product_id, r.warehouse_id) for r in ending}
             | {(i.product_id, i.warehouse_id) for i in unreserved if i.warehouse_id is not None},
-            unpinned={i.product_id for i in unreserved if i.warehouse_id is None},
+            unpinned={i.product_id for i in unreserved if i.warehouse_id is None}
+            | set(serialize_products),
         )
+    if offered_units:
+        limit_check(dict(offered_units))
+    if not (ending or unreserved):
+        _claim(offers)
+        return holds
+
+    if ending:
         now = timezone.now()
         lapsed = [r.id for r in ending if r.expires_at <= now]
         live = [r.id for r in ending if r.expires_at > now]
@@ -146,13 +170,24 @@ def ensure_live_holds(
             ttl_seconds=ttl_seconds,
             cart_id=cart_id,
             actor=actor,
+            scarcity_ttl_seconds=scarcity_ttl_seconds,
+            limit_check=limit_check,
+            serialize_products=serialize_products,
         )
         fresh_by_product: dict[UUID, list[Reservation]] = defaultdict(list)
         for r in holds.fresh:
             fresh_by_product[r.product_id].append(r)
         for item in unreserved:
             holds.by_line[item.id] = fresh_by_product[item.product_id]
+    _claim(offers)
     return holds
+
+
+def _claim(offers: Sequence[Reservation]) -> None:
+    """Claims the waitlist offers a checkout kept, once every stock row it needed is
+    locked (lock order: stock rows, then waitlist entries)."""
+    if offers:
+        waitlist.claim_offers(reservation_ids=[r.id for r in offers])
 
 
 def hold_order_lines(

@@ -21,7 +21,7 @@ def lock_carts_with_captured_payments(*, captured_before: datetime, limit: int) 
     else (a shopper's confirm still finishing its order)."""
     payments = captured_for_reconciliation(captured_before=captured_before)
     return list(
-        Cart.objects.select_for_update(of=("self",), skip_locked=True)
+        Cart.objects.select_for_update(of=("self",), skip_locked=True, no_key=True)  # carts.locks
         .filter(id__in=payments.values("cart_id"))
         .order_by("id")
         .values_list("id", flat=True)[:limit]

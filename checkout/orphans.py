@@ -4,8 +4,11 @@ Orphaned reservation: ``pending``, held for a cart that is not in ``checkout``, 
 linked to an order (``Reservation.order``). Nothing will ever
 confirm or release it, so the stock would stay held until its expiry; it is released
 with reason ``orphaned`` and counted in ``reservations_orphaned_total`` (which should stay
-at zero: every orphan is a bug somewhere upstream). Two kinds of pending reservation are
+at zero: every orphan is a bug somewhere upstream). Three kinds of pending reservation are
 deliberately not orphans:
+
+* a waitlist offer (``Reservation.waitlist_entry`` still ``offered``): it is held for an
+  active cart until the shopper starts checkout or the offer lapses (SPEC §15);
 
 * those without a cart: they belong to a client of the internal reservations API, which
   chose their TTL (API.md ``ttl_minutes``) and confirms or releases them itself; when
@@ -32,7 +35,7 @@ from carts.models import Cart, CartStatus
 from core import metrics
 from core.jobs import NEVER_SWALLOWED, Batch, Job, JobRun, run_batches
 from inventory import services
-from inventory.models import ReleaseReason, Reservation, ReservationStatus
+from inventory.models import ReleaseReason, Reservation, ReservationStatus, WaitlistStatus
 from payments.models import Payment
 
 logger = logging.getLogger("checkout.orphans")
@@ -54,6 +57,8 @@ def orphaned_reservations() -> QuerySet[Reservation]:
         )
         .exclude(cart__status=CartStatus.CHECKOUT)
         .exclude(_awaiting_reconciliation(OuterRef("cart_id")))
+        # A waitlist offer waits for its cart to start checkout (SPEC §15).
+        .exclude(waitlist_entry__status=WaitlistStatus.OFFERED)
     )
 
 
@@ -62,7 +67,7 @@ def _release_orphans_of(cart_id: UUID, *, actor: str) -> int | None:
     someone else or no longer qualifies (it went back into checkout, or got a captured
     payment to reconcile). Runs in the caller's transaction."""
     cart = (
-        Cart.objects.select_for_update(skip_locked=True, of=("self",))
+        Cart.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)  # carts.locks
         .filter(id=cart_id)
         .exclude(status=CartStatus.CHECKOUT)
         .exclude(_awaiting_reconciliation(OuterRef("id")))

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db.models import F
 
 from carts.models import Cart
 from carts.selectors import LineStock, cart_line_stock, with_items
@@ -123,6 +124,43 @@ def low_stock_warnings(lines: list[LineStock]) -> list[dict[str, Any]]:
     ]
 
 
+def scarcity_ttl_seconds(cart: Cart) -> int:
+    """The hold TTL of a checkout holding a high-demand line (SPEC §15): the shorter of
+    ``SCARCITY_TTL_SECONDS`` and the TTL its holds would otherwise get (the start TTL,
+    or the extension TTL once extended)."""
+    ordinary = (
+        settings.CHECKOUT_EXTENSION_TTL_SECONDS
+        if cart.extensions_used
+        else settings.CHECKOUT_RESERVATION_TTL_SECONDS
+    )
+    return min(settings.SCARCITY_TTL_SECONDS, ordinary)
+
+
+def stock_warnings(
+    *, cart: Cart, lines: list[LineStock], reservations: list[Reservation]
+) -> list[dict[str, Any]]:
+    """The state's ``warnings``, line by line: ``LOW_STOCK`` (see
+    :func:`low_stock_warnings`), and ``HIGH_DEMAND`` for every held line whose product is
+    in high demand (SPEC §15: a non-empty waitlist, or less than ``LOW_STOCK_THRESHOLD``
+    left once this cart holds the line), with the scarcity TTL its holds get
+    (:func:`scarcity_ttl_seconds`). ``reservations`` carry ``waitlisted`` (their stock
+    row's, the same on every row of the product)."""
+    waitlisted: dict[UUID, int] = {}
+    for r in reservations:
+        waitlisted[r.product_id] = max(waitlisted.get(r.product_id, 0), r.waitlisted)
+    low = {w["sku"]: w for w in low_stock_warnings(lines)}
+    ttl_seconds = scarcity_ttl_seconds(cart)
+    warnings: list[dict[str, Any]] = []
+    for line in lines:
+        sku = line.item.product.sku
+        if sku in low:
+            warnings.append(low[sku])
+        held = line.item.product_id in waitlisted
+        if held and (sku in low or waitlisted[line.item.product_id] > 0):
+            warnings.append({"code": "HIGH_DEMAND", "sku": sku, "ttl_seconds": ttl_seconds})
+    return warnings
+
+
 def checkout_state(*, cart: Cart) -> CheckoutState:
     """The checkout state of ``cart`` as read or as a service of ``checkout.services``
     returned it; at most three queries (lines, reservations, stock) whatever the number
@@ -130,12 +168,16 @@ def checkout_state(*, cart: Cart) -> CheckoutState:
     are: nothing changes them after."""
     if "items" not in getattr(cart, "_prefetched_objects_cache", {}):
         with_items(cart)
+    reservations = list(
+        Reservation.objects.filter(cart_id=cart.id, status=ReservationStatus.PENDING)
+        .select_related("warehouse")
+        .annotate(waitlisted=F("stock_level__waitlisted"))
+        .order_by("id")
+    )
     return CheckoutState(
         cart=cart,
-        reservations=list(
-            Reservation.objects.filter(cart_id=cart.id, status=ReservationStatus.PENDING)
-            .select_related("warehouse")
-            .order_by("id")
+        reservations=reservations,
+        warnings=stock_warnings(
+            cart=cart, lines=cart_line_stock(cart=cart), reservations=reservations
         ),
-        warnings=low_stock_warnings(cart_line_stock(cart=cart)),
     )

@@ -33,6 +33,7 @@ from carts.selectors import cart_items_queryset, cart_line_stock
 from carts.services import refuse_while_paying
 from checkout.errors import CheckoutExpired
 from checkout.holds import ensure_live_holds
+from checkout.limits import check_order_limits, customer_limit
 from checkout.selectors import pending_reservations
 from core import metrics
 from inventory import services as inventory
@@ -123,11 +124,15 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
     items = _load_items(cart)
     if not items:
         raise CartEmpty()
+    check_order_limits(items)  # a max_per_order set since the lines were added
+    limit = customer_limit(cart=cart, items=items)
     restart = cart.status == CartStatus.ABANDONED
     # A restart gets new reservations; anything an earlier checkout still holds goes back.
+    # A waitlist offer held for the cart is not a leftover: starting checkout uses it.
     leftovers = pending_reservations(cart_id=cart.id)
+    offered = [r for r in leftovers if r.waitlist_entry_id]
     inventory.release(
-        reservation_ids=[r.id for r in leftovers],
+        reservation_ids=[r.id for r in leftovers if not r.waitlist_entry_id],
         reason=ReleaseReason.CHECKOUT_ABANDONED,
         actor=actor,
     )
@@ -139,13 +144,19 @@ def _start_locked(cart: Cart, *, actor: str) -> tuple[Cart, bool]:
                 items=items,
                 ttl_seconds=settings.CHECKOUT_RESERVATION_TTL_SECONDS,
                 actor=actor,
-                pending=[],  # the leftovers were just released
+                pending=offered,  # the other leftovers were just released
+                scarcity_ttl_seconds=settings.SCARCITY_TTL_SECONDS,
+                limit_check=limit.limit_check,
+                serialize_products=limit.serialize_products,
             )
         except InsufficientStock:
             _count_validation(False)
             raise
         expires_at = min(r.expires_at for r in holds.all)
     else:
+        if limit.limit_check is not None:
+            # Nothing is held yet: an early answer; confirm checks again under the locks.
+            limit.limit_check({item.product_id: item.quantity for item in items})
         short = [line for line in cart_line_stock(cart=cart) if not line.ok]
         if short:
             _count_validation(False)
@@ -176,8 +187,14 @@ def start_checkout(
 ) -> tuple[Cart, bool]:
     """Starts checkout on an ``active`` or ``abandoned`` (restart) cart with items: all
     lines are reserved or none (:class:`InsufficientStock` lists every short line, and the
-    cart stays as it was), for ``CHECKOUT_RESERVATION_TTL_SECONDS``; the cart goes to
+    cart stays as it was), for ``CHECKOUT_RESERVATION_TTL_SECONDS`` (``SCARCITY_TTL_SECONDS``
+    if that is shorter and a line is in high demand, SPEC §15); the cart goes to
     ``checkout`` with ``expires_at`` equal to the reservations' expiry.
+
+    Purchase limits (SPEC §15, ``checkout.limits``): a line above its product's
+    ``max_per_order`` is refused (``QuantityLimitExceeded``); a customer's cart over a
+    product's ``max_per_customer`` is refused (``PurchaseLimitReached``), checked under
+    the stock row locks of the reservation. Either leaves the cart as it was.
 
     Returns the cart and whether this call started the checkout: a cart already in
     checkout is returned as it is (no second set of reservations); one whose checkout has
@@ -216,21 +233,34 @@ def _extend_locked(cart: Cart, *, now: datetime, actor: str) -> None:
     """Re-validates and extends the checkout of a locked cart: lines whose reservations
     are gone or no longer hold them (released by staff, or lapsed and reclaimed) are
     allocated again (or :class:`InsufficientStock`), then every reservation of every line,
-    in every warehouse it is held in, expires at ``now + CHECKOUT_EXTENSION_TTL_SECONDS``."""
+    in every warehouse it is held in, expires at ``now + CHECKOUT_EXTENSION_TTL_SECONDS``
+    (``SCARCITY_TTL_SECONDS`` ahead at most, when a line is in high demand). A line
+    held again is subject to the customer's purchase limits, like at start."""
     items = _load_items(cart)
+    limit = customer_limit(cart=cart, items=items)
     try:
         holds = ensure_live_holds(
             cart_id=cart.id,
             items=items,
             ttl_seconds=settings.CHECKOUT_EXTENSION_TTL_SECONDS,
             actor=actor,
+            limit_check=limit.limit_check,
+            serialize_products=limit.serialize_products,
         )
     except InsufficientStock:
         _count_validation(False)
         raise
     _count_validation(True)
     expires_at = now + timedelta(seconds=settings.CHECKOUT_EXTENSION_TTL_SECONDS)
-    inventory.extend(reservation_ids=[r.id for r in holds.all], expires_at=expires_at, actor=actor)
+    extended = inventory.extend(
+        reservation_ids=[r.id for r in holds.all],
+        expires_at=expires_at,
+        actor=actor,
+        scarcity_ttl_seconds=settings.SCARCITY_TTL_SECONDS,
+    )
+    if extended:
+        # A scarcity hold is shorter (SPEC §15): the cart expires with its holds.
+        expires_at = min(r.expires_at for r in extended)
     cart.expires_at = expires_at
     cart.extensions_used += 1
 

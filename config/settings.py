@@ -125,15 +125,49 @@ if _db.get("ENGINE") != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://...)")
 DATABASE_LOCK_TIMEOUT_MS = _int("DATABASE_LOCK_TIMEOUT_MS", 10_000, minimum=0)
 DATABASE_STATEMENT_TIMEOUT_MS = _int("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, minimum=0)
+# How DATABASE_URL reaches PostgreSQL (docs/deployment.md "PgBouncer"): ``session`` — a
+# direct connection or a session-pooling proxy, one server session per connection;
+# ``transaction`` — a transaction-pooling proxy (PgBouncer ``pool_mode = transaction``),
+# where consecutive transactions of one connection may run in different server sessions,
+# so nothing may rely on session state.
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="session").strip().lower()
+if DATABASE_POOL_MODE not in {"session", "transaction"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_MODE must be session or transaction, got {DATABASE_POOL_MODE!r}"
+    )
 _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
 _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
-_db["OPTIONS"]["options"] = (
-    f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
-    f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
-)
 _db["OPTIONS"].setdefault("connect_timeout", 5)
+if DATABASE_POOL_MODE == "session":
+    # Startup parameters: they hold for the whole server session of the connection.
+    _db["OPTIONS"]["options"] = (
+        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+    )
+else:
+    # A transaction pooler refuses the ``options`` startup parameter, or drops it when told
+    # to ignore it: the timeouts come from the server side instead (the role's defaults,
+    # ALTER ROLE ... SET, or the pooler's connect_query), so values given here would be
+    # silently lost, and are refused.
+    for _name in ("DATABASE_LOCK_TIMEOUT_MS", "DATABASE_STATEMENT_TIMEOUT_MS"):
+        if _name in env.ENVIRON:
+            raise ImproperlyConfigured(
+                f"{_name} has no effect with DATABASE_POOL_MODE=transaction: set the timeout "
+                "on the database role (ALTER ROLE ... SET) or in the pooler's connect_query "
+                "(docs/deployment.md, PgBouncer)"
+            )
+    # Server-side cursors (``.iterator()``) and prepared statements live in one server
+    # session. Django's psycopg backend binds parameters client-side and prepares nothing
+    # by default; DATABASE_URL must not turn either on.
+    for _option in ("server_side_binding", "prepare_threshold"):
+        if _db["OPTIONS"].get(_option) not in (None, False):
+            raise ImproperlyConfigured(
+                f"DATABASE_URL must not set {_option} with DATABASE_POOL_MODE=transaction: "
+                "prepared statements do not survive transaction pooling"
+            )
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -268,6 +302,12 @@ if ALLOCATION_STRATEGY not in ALLOCATION_STRATEGIES:
         f"got {ALLOCATION_STRATEGY!r}"
     )
 
+# High demand (SPEC §15): how long an offer made to a waitlist entry holds its units, the
+# hold length of a checkout holding a scarce line, and the window of a per-customer limit.
+WAITLIST_OFFER_TTL_SECONDS = _int("WAITLIST_OFFER_TTL_SECONDS", 300, minimum=1)
+SCARCITY_TTL_SECONDS = _int("SCARCITY_TTL_SECONDS", 120, minimum=1)
+PURCHASE_LIMIT_WINDOW_SECONDS = _int("PURCHASE_LIMIT_WINDOW_SECONDS", 30 * 24 * 3600, minimum=1)
+
 if RESERVATION_MIN_TTL_SECONDS > RESERVATION_MAX_TTL_SECONDS:
     raise ImproperlyConfigured(
         "RESERVATION_MIN_TTL_SECONDS must not exceed RESERVATION_MAX_TTL_SECONDS"
@@ -276,6 +316,7 @@ for _name in (
     "CHECKOUT_RESERVATION_TTL_SECONDS",
     "CHECKOUT_EXTENSION_TTL_SECONDS",
     "CHECKOUT_PAYMENT_TTL_SECONDS",
+    "WAITLIST_OFFER_TTL_SECONDS",
 ):
     if globals()[_name] > RESERVATION_MAX_TTL_SECONDS:
         raise ImproperlyConfigured(
@@ -286,6 +327,9 @@ for _name in (
 # --- Storefront (SPEC §12) --------------------------------------------------------
 # How often the checkout page re-checks stock while the shopper fills in the form.
 STOREFRONT_STOCK_POLL_SECONDS = _int("STOREFRONT_STOCK_POLL_SECONDS", 30, minimum=1)
+# How often a page showing the shopper's waitlist entries (product page, cart) reads them
+# again while it is open: the place in line, and an offer as soon as it is made.
+STOREFRONT_WAITLIST_POLL_SECONDS = _int("STOREFRONT_WAITLIST_POLL_SECONDS", 10, minimum=1)
 
 # --- Payments (SPEC §8) -----------------------------------------------------------
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="payments.gateway.DummyGateway")
@@ -363,6 +407,8 @@ RELEASE_ORPHANED_RESERVATIONS_INTERVAL_SECONDS = _int(
     "RELEASE_ORPHANED_RESERVATIONS_INTERVAL_SECONDS", 300, minimum=1
 )
 RECONCILE_PAYMENTS_INTERVAL_SECONDS = _int("RECONCILE_PAYMENTS_INTERVAL_SECONDS", 300, minimum=1)
+# The periodic waitlist pass (SPEC §15): offers what an offering transaction had to leave.
+WAITLIST_SERVE_INTERVAL_SECONDS = _int("WAITLIST_SERVE_INTERVAL_SECONDS", 30, minimum=1)
 CLEANUP_BATCH_SIZE = _int("CLEANUP_BATCH_SIZE", 1000, minimum=1)
 CLEANUP_MAX_BATCHES_PER_RUN = _int("CLEANUP_MAX_BATCHES_PER_RUN", 50, minimum=1)
 

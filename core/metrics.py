@@ -95,6 +95,12 @@ SCRAPE_TIME_GAUGES: dict[str, str] = {
     "payments_captured_without_order": (
         "Captured payments that have no order yet (reconciliation backlog)."
     ),
+    "waitlist_entries": (
+        "Open waitlist entries now, by status (waiting: in the queue; offered: holding an offer)."
+    ),
+    "waitlist_units_waiting": (
+        "Units wanted by waiting waitlist entries now (withheld from everyone else)."
+    ),
     "checkout_state_collector_up": "1 if the scrape-time database gauges could be read.",
 }
 
@@ -123,6 +129,26 @@ PAYMENT_BREAKER_GAUGES: dict[str, str] = {
 # values are declared here (or, when an upper layer owns the values, by that app's
 # ``AppConfig.ready()``) and their children created at 0 in every process that loads the
 # apps: gunicorn workers, Celery workers and their pool children, management commands.
+
+# High demand (SPEC §15).
+WAITLIST_OFFER_OUTCOMES = ("offered", "claimed", "expired", "cancelled")
+waitlist_offers_total = Counter(
+    "waitlist_offers_total",
+    "Waitlist offers made, and how offers ended (claimed by starting checkout, lapsed "
+    "unclaimed, cancelled by the shopper or with the line).",
+    ["outcome"],  # offered | claimed | expired | cancelled
+)
+waitlist_joins_total = Counter(
+    "waitlist_joins_total",
+    "Waitlist joins, by outcome.",
+    ["outcome"],  # joined | stock_available
+)
+PURCHASE_LIMIT_KINDS = ("per_order", "per_customer")
+purchase_limit_refusals_total = Counter(
+    "purchase_limit_refusals_total",
+    "Lines refused by a product's purchase limit, by kind.",
+    ["kind"],  # per_order | per_customer
+)
 
 ZERO_LABEL_VALUES: dict[str, dict[str, tuple[str, ...]]] = {}
 """Counter name -> {label name: values exported at 0}: what has been declared so far."""
@@ -157,3 +183,6 @@ export_at_zero(payments_refunds_total, outcome=PAYMENTS_REFUNDS_OUTCOMES)
 export_at_zero(payments_stale_resolved_total, outcome=PAYMENTS_STALE_RESOLVED_OUTCOMES)
 export_at_zero(payment_breaker_transitions_total, to=PAYMENT_BREAKER_TRANSITIONS)
 # reservations_released_total{reason}: the ReleaseReason codes, declared by inventory.apps.
+export_at_zero(waitlist_offers_total, outcome=WAITLIST_OFFER_OUTCOMES)
+export_at_zero(waitlist_joins_total, outcome=("joined", "stock_available"))
+export_at_zero(purchase_limit_refusals_total, kind=PURCHASE_LIMIT_KINDS)

@@ -60,11 +60,28 @@ class StockLevelInline(ReadOnlyInline):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "price", "currency", "on_hand", "reserved", "available")
+    list_display = (
+        "sku",
+        "name",
+        "price",
+        "currency",
+        "on_hand",
+        "reserved",
+        "available",
+        "max_per_order",
+        "max_per_customer",
+    )
     search_fields = ("sku", "name")
     list_filter = ("currency",)
     readonly_fields = ("id", "created_at", "updated_at")
     inlines = [StockLevelInline]
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        # Purchase limits (SPEC §15): empty for no limit, else at least 1 (as the table's
+        # check constraint requires).
+        if db_field.name in ("max_per_order", "max_per_customer"):
+            kwargs["min_value"] = 1
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -429,3 +446,7 @@ class ReservationEventAdmin(ReadOnlyAdmin):
     @admin.display(description="reservation", ordering="reservation_id")
     def reservation_link(self, obj: ReservationEvent) -> str:
         return admin_link(obj.reservation, f"#{obj.reservation_id}")
+
+
+# The waitlist entries' page (SPEC §15) registers itself when imported.
+from inventory import waitlist_admin  # noqa: E402, F401

@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -87,6 +86,14 @@ _RESERVATION_404 = (404, "RESERVATION_NOT_FOUND: no reservation with this id")
 # --- Catalog ------------------------------------------------------------------------
 
 
+_PURCHASE_LIMIT_RANGE = {"min_value": 1, "max_value": 2**31 - 1, "allow_null": True}
+_MAX_PER_ORDER_HELP = "Most units of the product in one cart line (>= 1); null: no limit."
+_MAX_PER_CUSTOMER_HELP = (
+    "Most units one logged-in customer may order or hold within "
+    "PURCHASE_LIMIT_WINDOW_SECONDS (>= 1); null: no limit."
+)
+
+
 class ProductsApi(APIView):
     permission_classes = [IsStaffOrReadOnly]
     pagination_class = Pagination
@@ -109,6 +116,12 @@ class ProductsApi(APIView):
             r"^[A-Z]{3}$",  # whitespace is trimmed first, so "$" is exact
             default="USD",
             error_messages={"invalid": "Use a three-letter upper-case ISO 4217 code."},
+        )
+        max_per_order = serializers.IntegerField(
+            default=None, help_text=_MAX_PER_ORDER_HELP, **_PURCHASE_LIMIT_RANGE
+        )
+        max_per_customer = serializers.IntegerField(
+            default=None, help_text=_MAX_PER_CUSTOMER_HELP, **_PURCHASE_LIMIT_RANGE
         )
 
         class Meta:
@@ -162,7 +175,26 @@ class ProductsApi(APIView):
 
 
 class ProductDetailApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [IsStaffOrReadOnly]
+
+    class UpdateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=255, required=False)
+        price = serializers.DecimalField(
+            max_digits=12,
+            decimal_places=2,
+            min_value=0,
+            required=False,
+            help_text='>= 0, e.g. "12.50"; carts show the new price, orders keep theirs',
+        )
+        max_per_order = serializers.IntegerField(
+            required=False, help_text=_MAX_PER_ORDER_HELP, **_PURCHASE_LIMIT_RANGE
+        )
+        max_per_customer = serializers.IntegerField(
+            required=False, help_text=_MAX_PER_CUSTOMER_HELP, **_PURCHASE_LIMIT_RANGE
+        )
+
+        class Meta:
+            ref_name = "ProductUpdate"
 
     @extend_schema(
         operation_id="products_retrieve",
@@ -177,6 +209,35 @@ class ProductDetailApi(APIView):
     )
     def get(self, request: Request, product_id: str) -> Response:
         product = selectors.product_get(product_id=product_id)
+        return Response(ProductSerializer(product).data)
+
+    @extend_schema(
+        operation_id="products_update",
+        tags=INVENTORY,
+        summary="Change a product's name, price or purchase limits (staff)",
+        description=(
+            "Only the fields given change; null lifts a purchase limit. The sku and "
+            "currency cannot change. A new max_per_order applies to cart lines added or "
+            "changed and to checkouts started from then on; a new max_per_customer to "
+            "holds made from then on."
+        ),
+        parameters=[_PRODUCT_ID],
+        request=UpdateInputSerializer,
+        responses={
+            200: ProductSerializer,
+            **error_responses(
+                (400, "VALIDATION_ERROR, e.g. details.fields.max_per_order below 1"),
+                *_STAFF_ERRORS,
+                (404, "PRODUCT_NOT_FOUND: unknown or malformed id"),
+            ),
+        },
+    )
+    def patch(self, request: Request, product_id: str) -> Response:
+        body = self.UpdateInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        product = catalog.product_update(
+            product=selectors.product_get(product_id=product_id), changes=body.validated_data
+        )
         return Response(ProductSerializer(product).data)
 
 

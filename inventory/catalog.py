@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -30,17 +31,64 @@ DUPLICATE_SKU = "A product with this sku already exists."
 DUPLICATE_WAREHOUSE = "A warehouse with this code already exists."
 
 
-def product_create(*, sku: str, name: str, price: Decimal, currency: str) -> Product:
-    """Creates a product (no stock yet: ``available`` is 0). A sku taken meanwhile by a
-    concurrent request is reported like any duplicate sku."""
+def product_create(
+    *,
+    sku: str,
+    name: str,
+    price: Decimal,
+    currency: str,
+    max_per_order: int | None = None,
+    max_per_customer: int | None = None,
+) -> Product:
+    """Creates a product (no stock yet: ``available`` is 0), with its purchase limits
+    (SPEC §15; None: no limit). A sku taken meanwhile by a concurrent request is
+    reported like any duplicate sku."""
     try:
         with transaction.atomic():
-            product = Product.objects.create(sku=sku, name=name, price=price, currency=currency)
+            product = Product.objects.create(
+                sku=sku,
+                name=name,
+                price=price,
+                currency=currency,
+                max_per_order=max_per_order,
+                max_per_customer=max_per_customer,
+            )
     except IntegrityError:
         if Product.objects.filter(sku=sku).exists():
             raise ValidationFailed({"sku": [DUPLICATE_SKU]}) from None
         raise
     product.available = 0
+    return product
+
+
+PRODUCT_UPDATABLE_FIELDS = ("name", "price", "max_per_order", "max_per_customer")
+
+
+def product_update(*, product: Product, changes: dict[str, Any]) -> Product:
+    """Changes the given fields of ``product`` (any of ``PRODUCT_UPDATABLE_FIELDS``; a
+    purchase limit may be set to None to lift it) with one UPDATE of those columns only.
+    The sku and currency do not change: carts and orders refer to them. A new
+    ``max_per_order`` applies to lines added or changed from now on, and to checkouts
+    started from now on; a new ``max_per_customer`` to holds made from now on."""
+    unknown = set(changes) - set(PRODUCT_UPDATABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not product fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(product, field, value)
+    if changes:
+        product.save(update_fields=[*changes, "updated_at"])
+    logger.info(
+        "product.updated",
+        extra={
+            "event": "product.updated",
+            "sku": product.sku,
+            # Nested: "name" is a LogRecord attribute and may not be an extra of its own.
+            "changes": {
+                field: str(value) if isinstance(value, Decimal) else value
+                for field, value in changes.items()
+            },
+        },
+    )
     return product
 
 
@@ -98,6 +146,7 @@ def warehouse_update(
         warehouse.save(update_fields=list(changes))
     logger.info(
         "warehouse.updated",
-        extra={"event": "warehouse.updated", "warehouse": code, **changes},
+        # Nested: "name" is a LogRecord attribute and may not be an extra of its own.
+        extra={"event": "warehouse.updated", "warehouse": code, "changes": changes},
     )
     return warehouse

@@ -68,3 +68,17 @@ class OrderNotFoundForReservation(ApplicationError):
     code = "ORDER_NOT_FOUND"
     status_code = 404
     message = "Order not found"
+
+
+class StockAvailable(ApplicationError):
+    """Joining a waitlist for a quantity that can be reserved now (SPEC §15)."""
+
+    code = "STOCK_AVAILABLE"
+    status_code = 409
+    message = "This quantity is available now: add it to the cart instead"
+
+
+class WaitlistEntryNotFound(ApplicationError):
+    code = "WAITLIST_ENTRY_NOT_FOUND"
+    status_code = 404
+    message = "Waitlist entry not found"

@@ -22,10 +22,42 @@ from django.db import connection, models
 
 from inventory.models import Product, Reservation, StockLevel, Warehouse
 
-_STOCK_COLUMNS = ("id", "product_id", "warehouse_id", "on_hand", "reserved", "updated_at")
+
+def array_literal(values: Iterable[object]) -> str:
+    """``values`` as the text of a PostgreSQL array (``{1,2}``), to be passed as one text
+    parameter and cast in the statement (``%(ids)s::bigint[]``). The driver adapts a
+    Python list element by element (a type lookup and a dumper per element, each time);
+    this text costs a join, and the hot statements pass several arrays. Elements: int,
+    UUID, str, datetime (ISO 8601 with its offset) or None (NULL)."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, int | UUID):  # bool is an int: refused below
+            if isinstance(value, bool):
+                raise TypeError("array_literal takes no bool")
+            parts.append(str(value))
+        elif isinstance(value, str):
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(value, datetime):
+            parts.append('"' + value.isoformat() + '"')
+        else:
+            raise TypeError(f"array_literal cannot encode {type(value).__name__}")
+    return "{" + ",".join(parts) + "}"
+
+
+_STOCK_COLUMNS = (
+    "id",
+    "product_id",
+    "warehouse_id",
+    "on_hand",
+    "reserved",
+    "waitlisted",
+    "updated_at",
+)
 
 _LOCK_PAIRS_SQL = """
-SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.waitlisted, s.updated_at
   FROM inventory_stocklevel s
   JOIN unnest(%s::uuid[], %s::bigint[]) AS wanted (product_id, warehouse_id)
     ON s.product_id = wanted.product_id AND s.warehouse_id = wanted.warehouse_id
@@ -38,7 +70,7 @@ SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at
 # rest a filter; the warehouse columns the allocation sorts by come with it (that row is
 # not locked: a warehouse changing meanwhile only changes what the next allocation sees).
 _LOCK_CANDIDATES_SQL = """
-SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at,
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.waitlisted, s.updated_at,
        w.id, w.code, w.is_default, w.priority, w.is_active
   FROM inventory_stocklevel s
   JOIN inventory_warehouse w ON w.id = s.warehouse_id
@@ -51,6 +83,21 @@ SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at,
    FOR UPDATE OF s
 """
 _CANDIDATE_WAREHOUSE_COLUMNS = ("id", "code", "is_default", "priority", "is_active")
+
+# Every stock row of the products (any warehouse state), for the waitlist: its counter
+# (``StockLevel.waitlisted``) is written on all of a product's rows at once. ``total`` is
+# the product's number of rows, so that a caller skipping locked rows knows whether it
+# got them all.
+_LOCK_PRODUCT_ROWS_SQL = """
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.waitlisted, s.updated_at,
+       w.id, w.code, w.is_default, w.priority, w.is_active,
+       (SELECT count(*) FROM inventory_stocklevel t WHERE t.product_id = s.product_id)
+  FROM inventory_stocklevel s
+  JOIN inventory_warehouse w ON w.id = s.warehouse_id
+ WHERE s.product_id = ANY(%(products)s::uuid[])
+ ORDER BY s.id
+   FOR UPDATE OF s{skip}
+"""
 
 _LOCK_WITH_LAPSED_SQL = """
 SELECT s.id FROM inventory_stocklevel s
@@ -111,23 +158,50 @@ def lock_allocation_candidates(
         cursor.execute(
             _LOCK_CANDIDATES_SQL,
             {
-                "products": products,
-                "unpinned": loose,
-                "pin_products": [p for p, _ in pins],
-                "pin_warehouses": [w for _, w in pins],
+                "products": array_literal(products),
+                "unpinned": array_literal(loose),
+                "pin_products": array_literal(p for p, _ in pins),
+                "pin_warehouses": array_literal(w for _, w in pins),
             },
         )
         fetched = cursor.fetchall()
+    return [_row_with_warehouse(values) for values in fetched]
+
+
+def _row_with_warehouse(values: tuple) -> StockLevel:
     split = len(_STOCK_COLUMNS)
-    rows = []
-    for values in fetched:
-        row = StockLevel.from_db(connection.alias, _STOCK_COLUMNS, values[:split])
-        warehouse = Warehouse.from_db(
-            connection.alias, _CANDIDATE_WAREHOUSE_COLUMNS, values[split:]
-        )
-        StockLevel._meta.get_field("warehouse").set_cached_value(row, warehouse)
-        rows.append(row)
-    return rows
+    end = split + len(_CANDIDATE_WAREHOUSE_COLUMNS)
+    row = StockLevel.from_db(connection.alias, _STOCK_COLUMNS, values[:split])
+    warehouse = Warehouse.from_db(connection.alias, _CANDIDATE_WAREHOUSE_COLUMNS, values[split:end])
+    StockLevel._meta.get_field("warehouse").set_cached_value(row, warehouse)
+    return row
+
+
+def lock_product_rows(
+    product_ids: Iterable[UUID], *, skip_locked: bool = False
+) -> tuple[list[StockLevel], set[UUID]]:
+    """Locks every StockLevel row of the products (whatever their warehouse's state), in
+    ascending pk order, in one query; returns them (warehouse loaded, as
+    :func:`lock_allocation_candidates`) and the products all of whose rows were locked.
+
+    With ``skip_locked`` rows another transaction holds are skipped (``SKIP LOCKED``: no
+    wait, so a caller already holding other stock rows keeps the lock order); a product
+    with a skipped row is then left out of the returned set. Rows this transaction holds
+    already are never skipped."""
+    products = sorted(set(product_ids))
+    if not products:
+        return [], set()
+    sql = _LOCK_PRODUCT_ROWS_SQL.format(skip=" SKIP LOCKED" if skip_locked else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"products": products})
+        fetched = cursor.fetchall()
+    rows = [_row_with_warehouse(values) for values in fetched]
+    got: dict[UUID, int] = {}
+    totals: dict[UUID, int] = {}
+    for row, values in zip(rows, fetched, strict=True):
+        got[row.product_id] = got.get(row.product_id, 0) + 1
+        totals[row.product_id] = values[-1]
+    return rows, {product for product, count in got.items() if count == totals[product]}
 
 
 def lock_stock_levels_with_lapsed(*, now: datetime, limit: int) -> list[int]:
@@ -162,7 +236,18 @@ _LOCK_RESERVATIONS_SQL = f"""{_SELECT_RESERVATIONS}
 # so PostgreSQL runs it once, before the first reservation row is read ("One-Time
 # Filter"); the reservation rows are locked after that, in ascending pk by the outer
 # ORDER BY ... FOR UPDATE. The order of the module docstring, in one round trip.
-_LOCK_RESERVATIONS_AND_STOCK_SQL = f"""{_SELECT_RESERVATIONS}
+#
+# The stock row is joined again (``held``) for its ``waitlisted`` counter, and locked again
+# in the outer ``FOR UPDATE OF r, held``: already ours, so that never waits, but a row
+# changed after this statement's snapshot (by a transaction we waited for in the
+# sub-select) is re-read at its latest version, so the counter is current.
+_LOCK_RESERVATIONS_AND_STOCK_SQL = f"""
+SELECT {_reservation_columns}, {_product_columns}, {_warehouse_columns}, held.waitlisted
+  FROM inventory_reservation r
+  JOIN inventory_product p ON p.id = r.product_id
+  JOIN inventory_warehouse w ON w.id = r.warehouse_id
+  JOIN inventory_stocklevel held ON held.id = r.stock_level_id
+ WHERE r.id = ANY(%(ids)s::bigint[])
    AND (SELECT count(*) FROM (
            SELECT s.id FROM inventory_stocklevel s
             WHERE s.id IN (SELECT stock_level_id FROM inventory_reservation
@@ -171,7 +256,7 @@ _LOCK_RESERVATIONS_AND_STOCK_SQL = f"""{_SELECT_RESERVATIONS}
               FOR UPDATE
         ) AS stock_locked) >= 0
  ORDER BY r.id
-   FOR UPDATE OF r
+   FOR UPDATE OF r, held
 """  # noqa: S608 -- constant text, values are parameters
 _PRODUCT = Reservation._meta.get_field("product")
 _WAREHOUSE = Reservation._meta.get_field("warehouse")
@@ -179,16 +264,20 @@ _WAREHOUSE = Reservation._meta.get_field("warehouse")
 
 def _load_reservations(sql: str, ids: list[int]) -> list[Reservation]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"ids": ids})
+        cursor.execute(sql, {"ids": array_literal(ids)})
         rows = cursor.fetchall()
     alias = connection.alias
     split_product = len(_RESERVATION_FIELDS)
     split_warehouse = split_product + len(_PRODUCT_FIELDS)
     reservations = []
+    split_end = split_warehouse + len(_WAREHOUSE_FIELDS)
     for row in rows:
         reservation = Reservation.from_db(alias, _RESERVATION_FIELDS, row[:split_product])
         product = Product.from_db(alias, _PRODUCT_FIELDS, row[split_product:split_warehouse])
-        warehouse = Warehouse.from_db(alias, _WAREHOUSE_FIELDS, row[split_warehouse:])
+        warehouse = Warehouse.from_db(alias, _WAREHOUSE_FIELDS, row[split_warehouse:split_end])
+        if len(row) > split_end:
+            # Units its product's waitlist wants (read under the stock row lock).
+            reservation.stock_waitlisted = row[split_end]
         _PRODUCT.set_cached_value(reservation, product)
         _WAREHOUSE.set_cached_value(reservation, warehouse)
         reservations.append(reservation)
@@ -206,7 +295,8 @@ def lock_reservations(ids: Iterable[int]) -> list[Reservation]:
 def lock_reservations_and_stock(ids: Iterable[int]) -> list[Reservation]:
     """Locks the StockLevel rows of the given reservations (ascending pk), then the
     reservations (ascending pk), in one query; returns the reservations that exist, by
-    id, with product and warehouse loaded (those rows are not locked).
+    id, with product and warehouse loaded (those rows are not locked), each with
+    ``stock_waitlisted``: its stock row's current ``waitlisted`` counter.
 
     Written out rather than with ``select_related``: it runs in every extend, confirm and
     release, and building the ORM query cost more than the rest of a release. A

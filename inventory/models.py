@@ -23,6 +23,10 @@ class Product(models.Model):
         max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
     )
     currency = models.CharField(max_length=3, default="USD")
+    # Purchase limits (SPEC §15): units of this product in one cart line, and per
+    # logged-in customer over PURCHASE_LIMIT_WINDOW_SECONDS; null: no limit.
+    max_per_order = models.PositiveIntegerField(null=True, blank=True)
+    max_per_customer = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -30,6 +34,14 @@ class Product(models.Model):
         ordering = ["sku"]
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(max_per_order__isnull=True) | Q(max_per_order__gte=1),
+                name="product_max_per_order_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_per_customer__isnull=True) | Q(max_per_customer__gte=1),
+                name="product_max_per_customer_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -67,6 +79,10 @@ class StockLevel(models.Model):
     warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="stock_levels")
     on_hand = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
+    # Units wanted by the product's waiting waitlist entries (SPEC §15): the same number on
+    # every stock row of the product, written only with all of them locked, so that
+    # whoever locks any one of them reads it current. Withheld from everyone else.
+    waitlisted = models.IntegerField(default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -79,6 +95,9 @@ class StockLevel(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
+            ),
+            models.CheckConstraint(
+                condition=Q(waitlisted__gte=0), name="stock_waitlisted_not_negative"
             ),
         ]
 
@@ -108,6 +127,7 @@ class ReleaseReason(models.TextChoices):
     OPS = "ops", "Released by operations"
     STAFF = "staff", "Released by staff"
     API = "api", "Released through the API"
+    WAITLIST_LEFT = "waitlist_left", "Waitlist offer given up"
 
 
 RELEASE_REASON_OTHER = "other"
@@ -165,6 +185,14 @@ class Reservation(models.Model):
     # for rows written by SQL that does not name it: the database default).
     allocation_strategy = models.CharField(
         max_length=16, choices=AllocationStrategy.choices, blank=True, default="", db_default=""
+    )
+    # The waitlist entry this reservation is the offer of (SPEC §15); null otherwise.
+    waitlist_entry = models.ForeignKey(
+        "WaitlistEntry",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="offer_reservations",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -260,3 +288,65 @@ class StockLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delta:+d} → {self.on_hand_after} ({self.reason or 'no reason'})"
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offered"
+    CLAIMED = "claimed", "Claimed"
+    EXPIRED = "expired", "Offer lapsed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_WAITLIST_STATUSES = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
+
+
+class WaitlistEntry(models.Model):
+    """A cart waiting for ``quantity`` units of a product (SPEC §15). Entries of a product
+    are served strictly in ``id`` order, each for its whole quantity: freed units become
+    an offer, pending reservations held for the
+    cart until ``offer_expires_at``. Changed only by ``inventory.waitlist`` and the
+    offer step of ``inventory.services``, under the product's stock row locks."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="waitlist")
+    # The warehouse the offer must come from; null: any active warehouse.
+    warehouse = models.ForeignKey(
+        Warehouse, null=True, blank=True, on_delete=models.PROTECT, related_name="waitlist"
+    )
+    cart = models.ForeignKey("carts.Cart", on_delete=models.CASCADE, related_name="waitlist")
+    quantity = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    offered_at = models.DateTimeField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "waitlist entries"
+        indexes = [
+            models.Index(
+                fields=["product", "id"],
+                condition=Q(status="waiting"),
+                name="waitlist_waiting_queue",
+            ),
+            models.Index(fields=["status", "created_at"], name="waitlist_status_time"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cart", "product"],
+                condition=Q(status__in=["waiting", "offered"]),
+                name="waitlist_one_open_entry_per_cart_product",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="waitlist_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in WaitlistStatus]),
+                name="waitlist_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk}: {self.quantity} x {self.product_id} for cart {self.cart_id} ({self.status})"

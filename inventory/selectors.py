@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from inventory.errors import ProductNotFound, ReservationNotFound, WarehouseNotFound
@@ -34,14 +34,20 @@ _MAX_BIGINT = 2**63 - 1
 # --- Catalog ----------------------------------------------------------------------
 
 
+# What the public may take of a product (SPEC §15): its free units over every active
+# warehouse less the units its waiting entries want (``waitlisted``, the same on each of
+# its rows), never below 0.
+_PUBLIC_AVAILABLE = Greatest(Sum(F("on_hand") - F("reserved")) - Max("waitlisted"), Value(0))
+
+
 def _available_across_warehouses() -> Coalesce:
-    """``SUM(on_hand - reserved)`` over every active warehouse of the product, 0 without
-    stock."""
+    """``SUM(on_hand - reserved)`` over every active warehouse of the product less the
+    units its waitlist withholds (not below 0), 0 without stock."""
     per_product = (
         StockLevel.objects.filter(product_id=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
         .values("product_id")
-        .annotate(total=Sum(F("on_hand") - F("reserved")))
+        .annotate(total=_PUBLIC_AVAILABLE)
         .values("total")[:1]
     )
     return Coalesce(Subquery(per_product), Value(0))
@@ -60,10 +66,10 @@ def product_list(*, sku: str | None = None, search: str | None = None) -> QueryS
 
 
 def with_availability(products: Iterable[Product]) -> list[Product]:
-    """Sets ``available`` (summed over every active warehouse, 0 without stock: what a
-    line that names no warehouse can get) on each product, in one query. Done per page
-    rather than annotated on the list, so that a deep page does not compute the sum for
-    every row it skips."""
+    """Sets ``available`` (summed over every active warehouse less what the product's
+    waitlist withholds, 0 without stock: what a line that names no warehouse can get) on
+    each product, in one query. Done per page rather than annotated on the list, so that
+    a deep page does not compute the sum for every row it skips."""
     products = list(products)
     sums = dict(
         StockLevel.objects.filter(
@@ -71,7 +77,7 @@ def with_availability(products: Iterable[Product]) -> list[Product]:
         )
         .order_by()
         .values("product_id")
-        .annotate(total=Sum(F("on_hand") - F("reserved")))
+        .annotate(total=_PUBLIC_AVAILABLE)
         .values_list("product_id", "total")
     )
     for product in products:

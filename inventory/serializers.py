@@ -33,6 +33,14 @@ class ProductSerializer(serializers.Serializer):
         help_text="Sum over all active warehouses of on_hand - reserved."
     )
     stock_status = serializers.SerializerMethodField(help_text=_STOCK_STATUS_HELP)
+    max_per_order = serializers.IntegerField(
+        allow_null=True, help_text="Most units of this product in one cart line; null: no limit"
+    )
+    max_per_customer = serializers.IntegerField(
+        allow_null=True,
+        help_text="Most units one logged-in customer may order or hold within "
+        "PURCHASE_LIMIT_WINDOW_SECONDS; null: no limit",
+    )
 
     class Meta:
         ref_name = "Product"

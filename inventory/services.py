@@ -33,6 +33,7 @@ extension refused) changes nothing, so it is counted when it is raised.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -66,11 +67,14 @@ from inventory.models import (
     ReservationEventKind,
     ReservationStatus,
     StockLevel,
+    WaitlistStatus,
     Warehouse,
     release_reason_label,
 )
 
 logger = logging.getLogger("inventory.reservations")
+# Array parameters of the hot statements, as array text (see ``locks.array_literal``).
+_array = locks.array_literal
 _WAREHOUSE_FIELD = Reservation._meta.get_field("warehouse")
 
 
@@ -98,11 +102,11 @@ WITH stock AS (
 ), created AS (
     INSERT INTO inventory_reservation
            (stock_level_id, product_id, warehouse_id, quantity, status, expires_at,
-            extension_count, cart_id, release_reason, allocation_strategy, created_at,
-            updated_at)
+            extension_count, cart_id, release_reason, allocation_strategy, waitlist_entry_id,
+            created_at, updated_at)
     SELECT line.stock_level_id, line.product_id, line.warehouse_id, line.quantity,
-           'pending', %(expires_at)s, 0, %(cart_id)s::uuid, '', line.strategy, %(now)s,
-           %(now)s
+           'pending', %(expires_at)s, 0, %(cart_id)s::uuid, '', line.strategy,
+           %(waitlist_entry_id)s::bigint, %(now)s, %(now)s
       FROM unnest(%(stock_ids)s::bigint[], %(product_ids)s::uuid[],
                   %(warehouse_ids)s::bigint[], %(quantities)s::integer[],
                   %(strategies)s::varchar[])
@@ -170,19 +174,24 @@ WITH expired AS (
              FOR UPDATE
       ) due
      WHERE r.id = due.id
- RETURNING r.id, r.stock_level_id, r.quantity, r.expires_at, r.cart_id
+ RETURNING r.id, r.stock_level_id, r.quantity, r.expires_at, r.cart_id, r.product_id,
+           r.waitlist_entry_id
 ), stock AS (
     UPDATE inventory_stocklevel s
        SET reserved = s.reserved - freed.quantity, updated_at = %(now)s
       FROM (SELECT stock_level_id, SUM(quantity) AS quantity
               FROM expired GROUP BY stock_level_id) freed
      WHERE s.id = freed.stock_level_id
+ RETURNING s.id, s.waitlisted
 ), events AS (
     INSERT INTO inventory_reservationevent {_EVENT_COLUMNS}
     SELECT id, 'expired', quantity, expires_at, %(actor)s, %(reason)s, %(request_id)s, %(now)s
       FROM expired
 )
-SELECT id, stock_level_id, quantity, cart_id FROM expired ORDER BY id
+SELECT e.id, e.stock_level_id, e.quantity, e.cart_id, e.product_id, e.waitlist_entry_id,
+       stock.waitlisted
+  FROM expired e JOIN stock ON stock.id = e.stock_level_id
+ ORDER BY e.id
 """  # noqa: S608 -- constant text, values are parameters
 
 
@@ -197,11 +206,23 @@ def _request_id() -> str:
     return request_id if request_id != "-" else ""
 
 
-def _saved(reservation: Reservation) -> Reservation:
-    """Marks an instance built from a row this module wrote as loaded from the database."""
-    reservation._state.adding = False
-    reservation._state.db = connection.alias
-    return reservation
+_RESERVATION_FIELDS = [(f.attname, f) for f in Reservation._meta.concrete_fields]
+_RESERVATION_ATTNAMES = [name for name, _ in _RESERVATION_FIELDS]
+
+
+def _written(**values: object) -> Reservation:
+    """A Reservation of a row this module just wrote, marked as loaded from the database:
+    built by ``Model.from_db`` from every column in field order (the ORM's positional fast
+    path, about half the cost of keyword arguments); columns not given take their
+    field's default."""
+    return Reservation.from_db(
+        connection.alias,
+        _RESERVATION_ATTNAMES,
+        [
+            values[name] if name in values else field.get_default()
+            for name, field in _RESERVATION_FIELDS
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -232,23 +253,40 @@ def _apply(sql: str, changes: Sequence[_Change], *, now: datetime, actor: str, *
             "actor": actor[:128],
             "reason": params.pop("reason", "")[:255],
             "request_id": _request_id(),
-            "ids": [c.reservation.id for c in changes],
-            "kinds": [c.kind for c in changes],
-            "quantities": [c.reservation.quantity for c in changes],
-            "expires": [c.reservation.expires_at for c in changes],
-            "stock_ids": stock_ids,
-            "on_hand": [deltas[i][0] for i in stock_ids],
-            "reserved": [deltas[i][1] for i in stock_ids],
+            "ids": _array(c.reservation.id for c in changes),
+            "kinds": _array(str(c.kind) for c in changes),
+            "quantities": _array(c.reservation.quantity for c in changes),
+            "expires": _array(c.reservation.expires_at for c in changes),
+            "stock_ids": _array(stock_ids),
+            "on_hand": _array(deltas[i][0] for i in stock_ids),
+            "reserved": _array(deltas[i][1] for i in stock_ids),
             **params,
         },
     )
+
+
+# Labelled children of the counters, by (counter, label values): ``labels()`` takes a lock
+# and validates its arguments on every call; the hot paths count on every operation.
+_children: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
+
+
+def _counter_child(counter, labels: dict[str, str]):
+    key = (id(counter), tuple(labels.items()))
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = counter.labels(**labels)
+    return child
+
+
+# The bounded label of a release reason (``release_reason_label`` scans the enum's values).
+_reason_label = functools.lru_cache(maxsize=256)(release_reason_label)
 
 
 def _on_commit_count(counter, amount: float = 1, **labels: str) -> None:
     """Counts only what commits: a rolled-back change never moves a metric."""
     if amount <= 0:
         return
-    target = counter.labels(**labels) if labels else counter
+    target = _counter_child(counter, labels) if labels else counter
     transaction.on_commit(lambda: target.inc(amount))
 
 
@@ -281,9 +319,13 @@ def _log(event: str, reservations: Sequence[Reservation], *, actor: str, **extra
 
 def _expire_lapsed(
     stock_ids: Sequence[int], *, now: datetime, limit: int | None, actor: str, reason: str
-) -> list[tuple[int, int, int, UUID | None]]:
-    """Expires lapsed pending reservations of stock rows the caller has locked; returns
-    ``(id, stock_level_id, quantity, cart_id)`` of each, by id."""
+) -> list[tuple[Any, ...]]:
+    """Expires lapsed pending reservations of stock rows the caller has locked, and offers
+    the freed units to the waitlists (:func:`serve_waitlists`, which also ends the
+    waitlist entries whose offer lapsed); returns ``(id, stock_level_id, quantity,
+    cart_id, product_id, waitlist_entry_id, waitlisted)`` of each expired reservation, by
+    id (``waitlisted``: its stock row's counter; only products with waiting entries are
+    offered to, which saves a query when nobody waits)."""
     expired = _execute(
         _EXPIRE_LAPSED_SQL,
         {
@@ -310,6 +352,12 @@ def _expire_lapsed(
                 "reclaimed": bool(reason),
             },
         )
+        serve_waitlists(
+            {row[4] for row in expired if row[6] > 0},
+            actor=actor,
+            ended_offers={row[5]: "expired" for row in expired if row[5]},
+            now=now,
+        )
     return expired
 
 
@@ -324,9 +372,22 @@ def _reclaim_lapsed(rows: Iterable[StockLevel], *, actor: str) -> int:
     expired = _expire_lapsed(
         list(by_id), now=now, limit=None, actor=actor, reason="reclaimed on demand"
     )
-    for _id, stock_id, quantity, _cart in expired:
-        by_id[stock_id].reserved -= quantity
-        by_id[stock_id].updated_at = now
+    if expired and not any(row[6] > 0 for row in expired):
+        for row in expired:  # nothing was offered: the freed units are free
+            by_id[row[1]].reserved -= row[2]
+            by_id[row[1]].updated_at = now
+    elif expired:
+        # The freed units may have been offered to waitlists: read the rows back (they
+        # are locked, so this is what the database holds).
+        for fresh in StockLevel.objects.filter(id__in=list(by_id)).only(
+            "id", "reserved", "waitlisted", "updated_at"
+        ):
+            row = by_id[fresh.id]
+            row.reserved, row.waitlisted, row.updated_at = (
+                fresh.reserved,
+                fresh.waitlisted,
+                fresh.updated_at,
+            )
     return len(expired)
 
 
@@ -376,12 +437,17 @@ def allocate(
     demands: dict[tuple[UUID, int | None], int],
     rows: Sequence[StockLevel],
     strategy: str,
+    withheld: dict[UUID, int] | None = None,
 ) -> tuple[dict[tuple[UUID, int | None], list[_Allocation]], dict[tuple[UUID, int | None], int]]:
     """Spreads each demand over the candidate ``rows`` (locked by the caller, warehouses
     loaded): a pinned demand ``(product, warehouse)`` only from that row, if its warehouse
     is active; an unpinned one ``(product, None)`` over the product's rows in active
     warehouses, in the order of ``strategy`` (see ``AllocationStrategy``), after the
     pinned demands took theirs. Pure: no query, nothing written.
+
+    ``withheld`` (units per product wanted by its waitlist, SPEC §15) is kept back from
+    every demand of that product: of the product's free units in active warehouses, the
+    demands together take at most the free total less what is withheld.
 
     Returns the allocations per demand (in the order the strategy drew them) and, for
     every demand that cannot be met, the total it could get (all or nothing: a short
@@ -392,16 +458,28 @@ def allocate(
     for row in rows:
         if row.warehouse.is_active:
             active_by_product[row.product_id].append(row)
+    # What the demands of a withheld product may still take, over all its warehouses.
+    cap = {
+        product: max(
+            sum(max(free[row.id], 0) for row in active_by_product.get(product, [])) - units, 0
+        )
+        for product, units in (withheld or {}).items()
+        if units > 0
+    }
     plan: dict[tuple[UUID, int | None], list[_Allocation]] = {}
     short: dict[tuple[UUID, int | None], int] = {}
     pinned = [key for key in demands if key[1] is not None]
     for key in pinned:
         row = by_pair.get(key)
         can = free[row.id] if row is not None and row.warehouse.is_active else 0
+        if key[0] in cap:
+            can = min(can, cap[key[0]])
         if can < demands[key]:
             short[key] = max(can, 0)
             continue
         free[row.id] -= demands[key]
+        if key[0] in cap:
+            cap[key[0]] -= demands[key]
         plan[key] = [_Allocation(row, demands[key], AllocationStrategy.PINNED)]
     for key in demands:
         if key[1] is not None:
@@ -409,9 +487,13 @@ def allocate(
         need = demands[key]
         candidates = active_by_product.get(key[0], [])
         total = sum(max(free[row.id], 0) for row in candidates)
+        if key[0] in cap:
+            total = min(total, cap[key[0]])
         if total < need:
             short[key] = total
             continue
+        if key[0] in cap:
+            cap[key[0]] -= need
         allocations = []
         for row in _serving_order(candidates, free, need, strategy):
             take = min(free[row.id], need)
@@ -426,6 +508,36 @@ def allocate(
     return {key: plan[key] for key in demands if key in plan}, short
 
 
+def _withheld(rows: Iterable[StockLevel]) -> dict[UUID, int]:
+    """Units per product wanted by its waitlist, from locked rows (the same on each)."""
+    withheld: dict[UUID, int] = {}
+    for row in rows:
+        if row.waitlisted > 0:
+            withheld[row.product_id] = max(withheld.get(row.product_id, 0), row.waitlisted)
+    return withheld
+
+
+def high_demand_products(
+    rows: Iterable[StockLevel], taking: dict[UUID, int] | None = None
+) -> set[UUID]:
+    """The products of ``rows`` (locked, warehouses loaded) in high demand (SPEC §15): a
+    non-empty waitlist, or fewer than ``LOW_STOCK_THRESHOLD`` units available in active
+    warehouses once ``taking`` (units per product about to be held) is held."""
+    free: dict[UUID, int] = defaultdict(int)
+    waiting: dict[UUID, int] = defaultdict(int)
+    for row in rows:
+        waiting[row.product_id] = max(waiting[row.product_id], row.waitlisted)
+        if row.warehouse.is_active:
+            free[row.product_id] += max(row.on_hand - row.reserved, 0)
+    taking = taking or {}
+    return {
+        product
+        for product in waiting
+        if waiting[product] > 0
+        or free[product] - waiting[product] - taking.get(product, 0) < settings.LOW_STOCK_THRESHOLD
+    }
+
+
 def reserve(
     *,
     lines: Sequence[ReservationLine],
@@ -433,6 +545,9 @@ def reserve(
     cart_id: UUID | None = None,
     actor: str = "system",
     strategy: str | None = None,
+    scarcity_ttl_seconds: int | None = None,
+    limit_check: Callable[[dict[UUID, int]], None] | None = None,
+    serialize_products: Iterable[UUID] = (),
 ) -> list[Reservation]:
     """Reserves every line or none (all-or-nothing) and returns the pending reservations,
     one per product and warehouse, in the order of the lines (a line's own in the order
@@ -449,6 +564,16 @@ def reserve(
     candidate warehouse never blocks); if still short, :class:`InsufficientStock` lists
     every short line with its total ``available``, ``requested`` and ``warehouse`` (the
     pinned code, or null) and nothing changes (the reclaim rolls back too).
+    Units wanted by a product's waitlist are withheld (``StockLevel.waitlisted``, SPEC
+    §15); units reclaimed are offered to the waitlists first.
+
+    ``scarcity_ttl_seconds``: if any line's product is in high demand
+    (:func:`high_demand_products`), every reservation gets the shorter of it and
+    ``ttl_seconds``; the returned reservations carry ``high_demand`` (bool, that
+    reservation's product) and ``ttl_seconds`` (the TTL given). ``limit_check`` is called
+    under the locks, before anything is written, with the units per product asked for;
+    it refuses by raising. ``serialize_products``: products all of whose active rows are
+    locked too (so that two requests checking a limit of the product take turns).
     Locks: every candidate StockLevel row of every line, once, ascending pk. Queries: two
     whatever the number of lines and warehouses (lock; write), one more to reclaim and up
     to two more to describe a shortage.
@@ -473,20 +598,37 @@ def reserve(
         with transaction.atomic():
             rows = locks.lock_allocation_candidates(
                 pinned=[key for key in wanted if key[1] is not None],
-                unpinned=[key[0] for key in wanted if key[1] is None],
+                unpinned={key[0] for key in wanted if key[1] is None} | set(serialize_products),
             )
-            plan, short = allocate(demands=wanted, rows=rows, strategy=strategy)
+            plan, short = allocate(
+                demands=wanted, rows=rows, strategy=strategy, withheld=_withheld(rows)
+            )
             if short and _reclaim_lapsed(rows, actor=actor):
-                plan, short = allocate(demands=wanted, rows=rows, strategy=strategy)
+                plan, short = allocate(
+                    demands=wanted, rows=rows, strategy=strategy, withheld=_withheld(rows)
+                )
             if short:
                 raise InsufficientStock(_shortage_items(short, wanted, rows))
+            per_product: dict[UUID, int] = defaultdict(int)
+            for (product_id, _warehouse), quantity in wanted.items():
+                per_product[product_id] += quantity
+            if limit_check is not None:
+                limit_check(dict(per_product))
+            scarce: set[UUID] = set()
+            if scarcity_ttl_seconds is not None:
+                scarce = high_demand_products(rows, per_product) & set(per_product)
+                if scarce:
+                    ttl_seconds = min(ttl_seconds, scarcity_ttl_seconds)
             reservations = _create(plan, ttl_seconds, cart_id=cart_id, actor=actor)
+            for r in reservations:
+                r.high_demand = r.product_id in scarce
+                r.ttl_seconds = ttl_seconds
     except InsufficientStock as error:
         metrics.stock_reservations_total.labels(outcome="insufficient_stock").inc()
         metrics.stock_out_of_stock_total.inc(len(error.items))
         raise
-    except InvalidExpiry:
-        raise
+    except ApplicationError:
+        raise  # a refusal (an invalid expiry, or limit_check's), not a failure
     except Exception:
         # A database failure (lock timeout, lost connection): nothing was reserved.
         metrics.stock_reservations_total.labels(outcome="error").inc()
@@ -500,6 +642,7 @@ def _create(
     *,
     cart_id: UUID | None,
     actor: str,
+    waitlist_entry_id: int | None = None,
 ) -> list[Reservation]:
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
@@ -518,13 +661,14 @@ def _create(
             "now": now,
             "expires_at": expires_at,
             "cart_id": cart_id,
+            "waitlist_entry_id": waitlist_entry_id,
             "actor": actor[:128],
             "request_id": _request_id(),
-            "stock_ids": [row.id for row, _, _ in entries],
-            "product_ids": [row.product_id for row, _, _ in entries],
-            "warehouse_ids": [row.warehouse_id for row, _, _ in entries],
-            "quantities": [quantity for _, quantity, _ in entries],
-            "strategies": [str(strategy) for _, _, strategy in entries],
+            "stock_ids": _array(row.id for row, _, _ in entries),
+            "product_ids": _array(row.product_id for row, _, _ in entries),
+            "warehouse_ids": _array(row.warehouse_id for row, _, _ in entries),
+            "quantities": _array(quantity for _, quantity, _ in entries),
+            "strategies": _array(str(strategy) for _, _, strategy in entries),
         },
     )
     # One reservation per stock row, so the row id tells which entry each new id is.
@@ -533,27 +677,33 @@ def _create(
     for row, quantity, strategy in entries:
         row.reserved += quantity
         row.updated_at = now
-        reservation = _saved(
-            Reservation(
-                id=ids_by_stock[row.id],
-                stock_level_id=row.id,
-                product_id=row.product_id,
-                warehouse_id=row.warehouse_id,
-                quantity=quantity,
-                status=ReservationStatus.PENDING,
-                expires_at=expires_at,
-                extension_count=0,
-                cart_id=cart_id,
-                release_reason="",
-                allocation_strategy=str(strategy),
-                created_at=now,
-                updated_at=now,
-            )
+        reservation = _written(
+            id=ids_by_stock[row.id],
+            stock_level_id=row.id,
+            product_id=row.product_id,
+            warehouse_id=row.warehouse_id,
+            quantity=quantity,
+            status=ReservationStatus.PENDING,
+            expires_at=expires_at,
+            extension_count=0,
+            cart_id=cart_id,
+            waitlist_entry_id=waitlist_entry_id,
+            release_reason="",
+            allocation_strategy=str(strategy),
+            created_at=now,
+            updated_at=now,
         )
         _WAREHOUSE_FIELD.set_cached_value(reservation, row.warehouse)
         reservations.append(reservation)
-    _on_commit_count(metrics.stock_reservations_total, outcome="success")
-    _on_commit_observe_ttl(float(ttl_seconds), len(reservations))
+    success = _counter_child(metrics.stock_reservations_total, {"outcome": "success"})
+    ttl, times = float(ttl_seconds), len(reservations)
+
+    def committed() -> None:  # one hook for both metrics
+        success.inc()
+        for _ in range(times):
+            metrics.stock_reservations_ttl_seconds.observe(ttl)
+
+    transaction.on_commit(committed)
     _log("reservation.created", reservations, actor=actor, expires_at=expires_at.isoformat())
     return reservations
 
@@ -624,8 +774,13 @@ def extend(
     expires_at: datetime,
     actor: str = "system",
     max_extensions: int | None = None,
+    scarcity_ttl_seconds: int | None = None,
 ) -> list[Reservation]:
     """Moves the expiry of pending, unexpired reservations to ``expires_at``.
+
+    ``scarcity_ttl_seconds``: if any of their products is in high demand
+    (:func:`high_demand_products`), the new expiry is at most that far ahead, for all of
+    them (one more query); each returned reservation carries ``high_demand``.
 
     ``expires_at`` must lie in ``(now, now + RESERVATION_MAX_TTL_SECONDS]``
     (:class:`InvalidExpiry`). With ``max_extensions`` a reservation already extended that
@@ -652,7 +807,21 @@ def extend(
                 r.extension_count >= max_extensions for r in reservations
             ):
                 raise ExtensionLimitReached(details={"max_extensions": max_extensions})
+            scarce: set[UUID] = set()
+            if scarcity_ttl_seconds is not None:
+                products = {r.product_id for r in reservations}
+                scarce = (
+                    high_demand_products(
+                        StockLevel.objects.filter(product_id__in=products).select_related(
+                            "warehouse"
+                        )
+                    )
+                    & products
+                )
+                if scarce:
+                    expires_at = min(expires_at, now + timedelta(seconds=scarcity_ttl_seconds))
             for r in reservations:
+                r.high_demand = r.product_id in scarce
                 r.expires_at = expires_at
                 r.extension_count += 1
                 r.updated_at = now
@@ -773,9 +942,10 @@ def release(
             _on_commit_count(
                 metrics.reservations_released_total,
                 len(ending),
-                reason=release_reason_label(reason),
+                reason=_reason_label(reason),
             )
             _log("reservation.released", ending, actor=actor, reason=reason)
+            _serve_freed(ending, "cancelled", now=now, actor=actor)
         return reservations
 
 
@@ -801,7 +971,24 @@ def expire(*, reservation_ids: Sequence[int], actor: str = "system") -> list[Res
             )
             _on_commit_count(metrics.reservations_expired_total, len(ending))
             _log("reservation.expired", ending, actor=actor)
+            _serve_freed(ending, "expired", now=now, actor=actor)
         return reservations
+
+
+def _serve_freed(
+    reservations: Sequence[Reservation], offer_outcome: str, *, now: datetime, actor: str
+) -> None:
+    """After ``reservations`` (loaded by ``locks.lock_reservations_and_stock``) gave their
+    units back: their offers end with ``offer_outcome`` and the freed units go to the
+    waitlists of their products that have waiting entries (:func:`serve_waitlists`)."""
+    serve_waitlists(
+        {r.product_id for r in reservations if getattr(r, "stock_waitlisted", 1) > 0},
+        actor=actor,
+        ended_offers={
+            r.waitlist_entry_id: offer_outcome for r in reservations if r.waitlist_entry_id
+        },
+        now=now,
+    )
 
 
 def _end(reservations: Sequence[Reservation], status: str, *, reason: str, now: datetime) -> None:
@@ -839,12 +1026,22 @@ def restock(
             _on_commit_count(
                 metrics.reservations_released_total,
                 len(confirmed) + len(pending),
-                reason=release_reason_label(reason),
+                reason=_reason_label(reason),
             )
             _log("reservation.restocked", confirmed, actor=actor, reason=reason)
             _log("reservation.released", pending, actor=actor, reason=reason)
+            _serve_freed(confirmed + pending, "cancelled", now=now, actor=actor)
         return reservations
 
+
+# A product's first row in a warehouse; returns its id only if this call created it.
+_CREATE_STOCK_ROW_SQL = """
+INSERT INTO inventory_stocklevel (product_id, warehouse_id, on_hand, reserved, waitlisted,
+                                  updated_at)
+VALUES (%(product_id)s, %(warehouse_id)s, 0, 0, 0, %(now)s)
+ON CONFLICT (product_id, warehouse_id) DO NOTHING
+RETURNING id
+"""
 
 _SET_ON_HAND_SQL = """
 WITH changed AS (
@@ -905,10 +1102,16 @@ def _change_on_hand(
     target: Callable[[StockLevel], int],
 ) -> StockLevel:
     with transaction.atomic():
-        StockLevel.objects.bulk_create(
-            [StockLevel(product=product, warehouse=warehouse, on_hand=0, reserved=0)],
-            ignore_conflicts=True,
+        created = _execute(
+            _CREATE_STOCK_ROW_SQL,
+            {"product_id": product.id, "warehouse_id": warehouse.id, "now": timezone.now()},
         )
+        if created:
+            # A new row of a product with a waitlist takes the product's counter (SPEC
+            # §15), written with all its rows locked. Nobody else sees the new row before
+            # this commits, so locking the older rows after it cannot block anyone on it.
+            locks.lock_product_rows([product.id])
+            sync_waitlisted([product.id])
         row = locks.lock_stock_levels_for([(product.id, warehouse.id)])[(product.id, warehouse.id)]
         on_hand = target(row)
         if on_hand < row.reserved:
@@ -932,6 +1135,12 @@ def _change_on_hand(
                 },
             )
             row.on_hand, row.updated_at = on_hand, now
+            if (
+                on_hand > before
+                and row.waitlisted > 0
+                and serve_waitlists({product.id}, actor=actor, now=now)
+            ):
+                row.refresh_from_db(fields=["reserved", "waitlisted", "updated_at"])
         row.product, row.warehouse = product, warehouse
         logger.info(
             "stock.set",
@@ -971,3 +1180,187 @@ def expire_due(*, batch_size: int, actor: str = "sweeper") -> int:
                 return len(expired)
             # Another sweeper expired those rows' reservations between our snapshot and our
             # lock; the next statement's snapshot no longer picks them.
+
+
+# --- waitlists (SPEC §15) ---------------------------------------------------------------
+
+# Which carts may receive an offer, and how an offered line is put in its cart: the carts
+# app registers both (``carts.apps``); inventory knows no cart beyond its id.
+_cart_gate: Callable[[set[UUID]], set[UUID]] | None = None
+_offer_sink: Callable[[list[tuple[UUID, UUID, int | None, int]]], None] | None = None
+
+
+def register_waitlist_carts(
+    *,
+    gate: Callable[[set[UUID]], set[UUID]],
+    sink: Callable[[list[tuple[UUID, UUID, int | None, int]]], None],
+) -> None:
+    """``gate(cart_ids)`` answers which of the carts may still receive an offer (an entry
+    of another cart is cancelled when its turn comes); ``sink([(cart_id, product_id,
+    warehouse_id, quantity)])`` puts each offered line in its cart if it is not there.
+    Both run inside the offering transaction, after the stock rows are locked."""
+    global _cart_gate, _offer_sink
+    _cart_gate, _offer_sink = gate, sink
+
+
+_END_OFFERS_SQL = """
+UPDATE inventory_waitlistentry e
+   SET status = ended.outcome, ended_at = %(now)s, updated_at = %(now)s
+  FROM unnest(%(ids)s::bigint[], %(outcomes)s::varchar[]) AS ended (id, outcome)
+ WHERE e.id = ended.id AND e.status = 'offered'
+RETURNING e.status
+"""
+
+_LOCK_WAITING_SQL = """
+SELECT id, product_id, warehouse_id, cart_id, quantity
+  FROM inventory_waitlistentry
+ WHERE product_id = ANY(%(products)s::uuid[]) AND status = 'waiting'
+ ORDER BY id
+   FOR UPDATE
+"""
+
+_MARK_ENTRIES_SQL = """
+UPDATE inventory_waitlistentry e
+   SET status = mark.status,
+       offered_at = CASE WHEN mark.status = 'offered' THEN %(now)s ELSE e.offered_at END,
+       offer_expires_at = CASE WHEN mark.status = 'offered' THEN mark.until
+                               ELSE e.offer_expires_at END,
+       ended_at = CASE WHEN mark.status = 'offered' THEN e.ended_at ELSE %(now)s END,
+       updated_at = %(now)s
+  FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(untils)s::timestamptz[])
+       AS mark (id, status, until)
+ WHERE e.id = mark.id
+"""
+
+# Sets each product's counter, on all its rows (the caller holds them all), to the units
+# its waiting entries want.
+_SYNC_WAITLISTED_SQL = """
+UPDATE inventory_stocklevel s
+   SET waitlisted = wanted.units
+  FROM (SELECT product.id,
+               (SELECT COALESCE(SUM(e.quantity), 0) FROM inventory_waitlistentry e
+                 WHERE e.product_id = product.id AND e.status = 'waiting') AS units
+          FROM unnest(%(products)s::uuid[]) AS product (id)) wanted
+ WHERE s.product_id = wanted.id AND s.waitlisted <> wanted.units
+"""
+
+
+def sync_waitlisted(product_ids: Iterable[UUID]) -> None:
+    """Sets ``StockLevel.waitlisted`` of the products to the units their waiting entries
+    want. The caller holds every stock row of these products."""
+    products = sorted(set(product_ids))
+    if products:
+        _execute(_SYNC_WAITLISTED_SQL, {"products": products})
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    id: int
+    product_id: UUID
+    warehouse_id: int | None
+    cart_id: UUID
+    quantity: int
+
+
+def serve_waitlists(
+    product_ids: Iterable[UUID],
+    *,
+    actor: str,
+    ended_offers: dict[int, str] | None = None,
+    now: datetime | None = None,
+) -> list[Reservation]:
+    """Offers free units of the products to their waitlists, strictly first come first
+    served, each entry for its whole quantity (SPEC §15); returns the offers' reservations.
+
+    Called in the transaction that freed the units (release, expiry, restock, a stock
+    increase) while it holds the freed rows. ``ended_offers`` maps waitlist entries whose
+    offer reservations just ended to how (``expired`` or ``cancelled``); they end first.
+    Then the product's waiting entries are locked (ascending id) and all of its stock rows
+    (``SKIP LOCKED``, so the lock order holds whatever rows the caller has); a product with
+    a row another transaction holds is left for the next freeing or the ``serve_waitlists``
+    job. In entry order: an entry whose cart cannot take an offer any more is cancelled;
+    the first entry whose quantity is not free stops its product's queue; the others get a
+    pending reservation for their cart (``WAITLIST_OFFER_TTL_SECONDS``, linked by
+    ``Reservation.waitlist_entry``; allocated like a cart line) and their line in the cart.
+    Finally each served product's ``waitlisted`` counter is set from its waiting entries.
+    Queries: one when no entry waits (plus one if offers ended); a few more per product
+    served and one per offer."""
+    now = now or timezone.now()
+    if ended_offers:
+        ended = _execute(
+            _END_OFFERS_SQL,
+            {"now": now, "ids": list(ended_offers), "outcomes": list(ended_offers.values())},
+        )
+        for (outcome,) in ended:
+            _on_commit_count(metrics.waitlist_offers_total, outcome=outcome)
+    products = sorted(set(product_ids))
+    if not products:
+        return []
+    waiting = [_Waiting(*row) for row in _execute(_LOCK_WAITING_SQL, {"products": products})]
+    if not waiting:
+        return []
+    rows, complete = locks.lock_product_rows({e.product_id for e in waiting}, skip_locked=True)
+    open_carts = (
+        _cart_gate({e.cart_id for e in waiting})
+        if _cart_gate is not None
+        else {e.cart_id for e in waiting}
+    )
+    rows_of: dict[UUID, list[StockLevel]] = defaultdict(list)
+    for row in rows:
+        rows_of[row.product_id].append(row)
+    ttl = settings.WAITLIST_OFFER_TTL_SECONDS
+    offers: list[tuple[_Waiting, list[Reservation]]] = []
+    cancelled: list[_Waiting] = []
+    blocked: set[UUID] = set()
+    for entry in waiting:
+        if entry.product_id not in complete or entry.product_id in blocked:
+            continue
+        if entry.cart_id not in open_carts:
+            cancelled.append(entry)
+            continue
+        demand = {(entry.product_id, entry.warehouse_id): entry.quantity}
+        plan, short = allocate(
+            demands=demand, rows=rows_of[entry.product_id], strategy=settings.ALLOCATION_STRATEGY
+        )
+        if short:
+            blocked.add(entry.product_id)  # strictly in order: nobody passes this entry
+            continue
+        offers.append(
+            (
+                entry,
+                _create(plan, ttl, cart_id=entry.cart_id, actor=actor, waitlist_entry_id=entry.id),
+            )
+        )
+    # An offer expires with its hold (the reservations' own expiry, not ``now`` + TTL:
+    # the two differ by the time spent since ``now`` was read).
+    marked = [
+        (e.id, WaitlistStatus.OFFERED.value, min(r.expires_at for r in held)) for e, held in offers
+    ] + [(e.id, WaitlistStatus.CANCELLED.value, None) for e in cancelled]
+    if marked:
+        _execute(
+            _MARK_ENTRIES_SQL,
+            {
+                "now": now,
+                "ids": [entry_id for entry_id, _, _ in marked],
+                "statuses": [status for _, status, _ in marked],
+                "untils": [until for _, _, until in marked],
+            },
+        )
+        sync_waitlisted({e.product_id for e in cancelled} | {e.product_id for e, _ in offers})
+    if offers and _offer_sink is not None:
+        _offer_sink([(e.cart_id, e.product_id, e.warehouse_id, e.quantity) for e, _ in offers])
+    _on_commit_count(metrics.waitlist_offers_total, len(offers), outcome="offered")
+    for entry, reservations in offers:
+        logger.info(
+            "waitlist.offered",
+            extra={
+                "event": "waitlist.offered",
+                "entry_id": entry.id,
+                "cart_id": str(entry.cart_id),
+                "product_id": str(entry.product_id),
+                "quantity": entry.quantity,
+                "reservation_ids": [r.id for r in reservations],
+                "actor": actor,
+            },
+        )
+    return [r for _, reservations in offers for r in reservations]

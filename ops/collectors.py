@@ -2,17 +2,19 @@
 
 Counters say what happened; these say where things stand now: how much stock pending
 reservations hold, how many of them lapsed without being swept, how many are orphaned,
-how many carts are in each status and how many captured payments still wait for their
-order. They are computed by the process that answers the scrape (never written to the
+how many carts are in each status, how many captured payments still wait for their
+order, and how long the waitlists are (entries waiting and holding offers, units
+wanted). They are computed by the process that answers the scrape (never written to the
 multiprocess files), so they are exact whatever the number of workers, and they are not
 registered in the process-wide registry: only the ``/metrics`` view adds them.
 
 "Orphaned" is exactly what the orphan sweeper releases
 (``inventory.cleanup.orphaned_reservations``), so the gauge and the job agree.
 
-Cost: four aggregate queries per scrape, served by the partial index on pending
-reservations and the cart status index (the payments aggregate scans the payments table
-once: captured without an order, flagged for staff, oldest refund owed).
+Cost: five aggregate queries per scrape, served by the partial index on pending
+reservations, the cart status index and the waitlist (status, created_at) index (the
+payments aggregate scans the payments table once: captured without an order, flagged for
+staff, oldest refund owed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 
 from django.db import DatabaseError
 from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -31,8 +34,12 @@ from core.metrics import PAYMENT_BREAKER_GAUGES, SCRAPE_TIME_GAUGES
 logger = logging.getLogger("core.metrics")
 
 
-def _gauge(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, SCRAPE_TIME_GAUGES[name], labels=labels)
+# The labelled scrape-time gauges and their label.
+_LABELS = {"carts_by_status": ["status"], "waitlist_entries": ["status"]}
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, SCRAPE_TIME_GAUGES[name], labels=_LABELS.get(name))
 
 
 class CheckoutStateCollector(Collector):
@@ -41,11 +48,11 @@ class CheckoutStateCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Declared so a registry can check names without touching the database.
         for name in SCRAPE_TIME_GAUGES:
-            yield _gauge(name, ["status"] if name == "carts_by_status" else None)
+            yield _gauge(name)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            reservations, carts, payments = self._read()
+            reservations, carts, payments, waitlists = self._read()
         except DatabaseError as exc:
             logger.warning("metrics: database gauges unavailable: %s", exc)
             up = _gauge("checkout_state_collector_up")
@@ -63,7 +70,7 @@ class CheckoutStateCollector(Collector):
             family.add_metric([], reservations[key] or 0)
             yield family
 
-        by_status = _gauge("carts_by_status", ["status"])
+        by_status = _gauge("carts_by_status")
         for status, count in carts.items():
             by_status.add_metric([status], count)
         yield by_status
@@ -77,15 +84,29 @@ class CheckoutStateCollector(Collector):
             family.add_metric([], payments[key])
             yield family
 
+        entries = _gauge("waitlist_entries")
+        for status in ("waiting", "offered"):
+            entries.add_metric([status], waitlists[status])
+        yield entries
+        units = _gauge("waitlist_units_waiting")
+        units.add_metric([], waitlists["units"])
+        yield units
+
         up = _gauge("checkout_state_collector_up")
         up.add_metric([], 1)
         yield up
 
     @staticmethod
-    def _read() -> tuple[dict[str, int | None], dict[str, int], dict[str, float]]:
+    def _read() -> tuple[dict[str, int | None], dict[str, int], dict[str, float], dict[str, int]]:
         from carts.models import Cart, CartStatus
         from checkout.orphans import orphaned_reservations
-        from inventory.models import Reservation, ReservationStatus
+        from inventory.models import (
+            OPEN_WAITLIST_STATUSES,
+            Reservation,
+            ReservationStatus,
+            WaitlistEntry,
+            WaitlistStatus,
+        )
         from payments.models import Payment, PaymentStatus, captured_without_order_q
 
         now = timezone.now()
@@ -115,7 +136,17 @@ class CheckoutStateCollector(Collector):
             "refund_oldest": (now - oldest).total_seconds() if oldest else 0.0,
             "attention": row["attention"],
         }
-        return reservations, carts, payments
+        # The open entries only (ended ones are history, counted by waitlist_offers_total).
+        waitlists = (
+            WaitlistEntry.objects.filter(status__in=OPEN_WAITLIST_STATUSES)
+            .order_by()
+            .aggregate(
+                waiting=Count("id", filter=Q(status=WaitlistStatus.WAITING)),
+                offered=Count("id", filter=Q(status=WaitlistStatus.OFFERED)),
+                units=Coalesce(Sum("quantity", filter=Q(status=WaitlistStatus.WAITING)), 0),
+            )
+        )
+        return reservations, carts, payments, waitlists
 
 
 class PaymentBreakerCollector(Collector):

@@ -9,7 +9,8 @@ reservations by expiry, captured-without-order and refund-pending payments; cart
 status) or from a table that grows with the catalogue, not with traffic, so the page
 costs the same number of queries whatever the size of the database (pinned in
 ``tests/admin/test_dashboard.py``; ``benchmarks/dashboard.py`` times it at a million
-reservations).
+reservations). The waitlist figures are one aggregate query over the waitlist entries
+(``waitlists``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from carts.models import Cart, CartStatus
 from checkout.orphans import orphaned_reservations
-from inventory.models import Reservation, ReservationStatus, StockLevel
+from inventory.models import (
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    WaitlistEntry,
+    WaitlistStatus,
+)
 from orders.models import Order
 from payments import breaker
 from payments.models import Payment, PaymentStatus
@@ -182,6 +190,73 @@ def sales_today(now: datetime) -> Section:
     )
 
 
+def waitlists(now: datetime) -> Section:
+    """The waitlists now (entries waiting and the units they want, offers held) and the
+    offers of today by outcome (SPEC §15), each linking to the waitlist entries it counts.
+    One aggregate, one pass over the entries that are open or were offered or ended today
+    (``offered_at`` and ``ended_at`` are not indexed: the table grows with the shoppers who
+    waited, far slower than the reservations)."""
+    start, end = _today(now)
+    offered_today = Q(offered_at__gte=start, offered_at__lt=end)
+    ended_today = Q(ended_at__gte=start, ended_at__lt=end)
+    row = (
+        WaitlistEntry.objects.filter(
+            Q(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED])
+            | offered_today
+            | ended_today
+        )
+        .order_by()
+        .aggregate(
+            waiting=Count("id", filter=Q(status=WaitlistStatus.WAITING)),
+            units=Coalesce(Sum("quantity", filter=Q(status=WaitlistStatus.WAITING)), 0),
+            open_offers=Count("id", filter=Q(status=WaitlistStatus.OFFERED)),
+            offered=Count("id", filter=offered_today),
+            claimed=Count("id", filter=Q(status=WaitlistStatus.CLAIMED) & ended_today),
+            lapsed=Count("id", filter=Q(status=WaitlistStatus.EXPIRED) & ended_today),
+        )
+    )
+    entries = "inventory_waitlistentry"
+    waiting = {"status__exact": WaitlistStatus.WAITING}
+    offered_on = {"offered_at__gte": start.isoformat(), "offered_at__lt": end.isoformat()}
+    ended_on = {"ended_at__gte": start.isoformat(), "ended_at__lt": end.isoformat()}
+    return Section(
+        "Waitlists",
+        [
+            Figure(
+                "Waiting",
+                row["waiting"],
+                _list_url(entries, **waiting),
+                help="entries in a queue for a sold-out product",
+            ),
+            Figure(
+                "Units waited for",
+                row["units"],
+                _list_url(entries, **waiting),
+                help="withheld from everyone else while they wait",
+            ),
+            Figure(
+                "Offers open",
+                row["open_offers"],
+                _list_url(entries, status__exact=WaitlistStatus.OFFERED),
+                help="freed units held for the next entry until claimed or lapsed",
+            ),
+            Figure("Offered today", row["offered"], _list_url(entries, **offered_on)),
+            Figure(
+                "Claimed today",
+                row["claimed"],
+                _list_url(entries, status__exact=WaitlistStatus.CLAIMED, **ended_on),
+                help="checkout started with the offer",
+            ),
+            Figure(
+                "Lapsed today",
+                row["lapsed"],
+                _list_url(entries, status__exact=WaitlistStatus.EXPIRED, **ended_on),
+                help="offers not claimed in time (passed to the next entry)",
+            ),
+        ],
+    )
+
+
 def payment_gateway_breaker_line() -> Figure:
     """The payment gateway's circuit breaker (SPEC §13 "A gateway outage degrades checkout
     only"): its state, shared by every worker (one Redis read, no SQL), linking to the
@@ -199,6 +274,11 @@ def payment_gateway_breaker_line() -> Figure:
 def overview(*, now: datetime | None = None) -> list[Section]:
     """The overview's sections, in the order they are shown."""
     now = now or timezone.now()
-    sections = [stock_health(now), payments_needing_attention(now), sales_today(now)]
+    sections = [
+        stock_health(now),
+        payments_needing_attention(now),
+        sales_today(now),
+        waitlists(now),
+    ]
     sections[1].figures.append(payment_gateway_breaker_line())
     return sections

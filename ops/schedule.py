@@ -74,6 +74,14 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         "RECONCILE_PAYMENTS_INTERVAL_SECONDS",
         "Captured payments without an order get their order (or are flagged for staff).",
     ),
+    ScheduledJob(
+        "serve-waitlists",
+        "inventory.serve_waitlists",
+        "WAITLIST_SERVE_INTERVAL_SECONDS",
+        "Waiting entries get the units an offering transaction had to leave (a stock row "
+        "another transaction held), units of a warehouse turned active, and the turn of "
+        "entries whose cart closed.",
+    ),
 )
 
 CREATED, KEPT, UPDATED, UNCHANGED = "created", "kept", "updated", "unchanged"

@@ -194,11 +194,13 @@ async function createCart(currency) {
   return cart;
 }
 
-/** Adds `quantity` of `sku`, creating a cart first when the shopper has none usable. */
-export async function addToCart(sku, quantity, currency) {
+/** Runs `change()` (a request on the stored cart) with a cart the shopper can use: one is
+ * created first when there is none, or when the stored one is gone (unknown to the
+ * server, or already turned into an order). */
+async function onUsableCart(currency, change) {
   if (!storedCart()) await createCart(currency);
   try {
-    return await cartApi("items/", { method: "POST", body: { sku, quantity } });
+    return await change();
   } catch (error) {
     const gone =
       error.code === "CART_NOT_FOUND" ||
@@ -206,6 +208,33 @@ export async function addToCart(sku, quantity, currency) {
     if (!gone) throw error;
     forgetCart();
     await createCart(currency);
-    return cartApi("items/", { method: "POST", body: { sku, quantity } });
+    return change();
   }
+}
+
+/** Adds `quantity` of `sku`, creating a cart first when the shopper has none usable. */
+export function addToCart(sku, quantity, currency) {
+  return onUsableCart(currency, () => cartApi("items/", { method: "POST", body: { sku, quantity } }));
+}
+
+/** The cart's waitlist entries, newest first (API.md "Waitlists"); none without a cart. */
+export async function loadWaitlist() {
+  if (!storedCart()) return [];
+  try {
+    return (await cartApi("waitlist/")).entries;
+  } catch (error) {
+    if (error.code === "CART_NOT_FOUND") return [];
+    throw error;
+  }
+}
+
+/** Joins the waitlist of `sku` for `quantity` units (a cart is created first when the
+ * shopper has none usable); resolves with the entry. */
+export function joinWaitlist(sku, quantity, currency) {
+  return onUsableCart(currency, () => cartApi("waitlist/", { method: "POST", body: { sku, quantity } }));
+}
+
+/** Leaves a waitlist: resolves with the entry, `cancelled` (or as it had ended). */
+export function leaveWaitlist(entryId) {
+  return cartApi(`waitlist/${entryId}/`, { method: "DELETE" });
 }

@@ -1,7 +1,9 @@
 // Checkout page: validates stock and starts checkout (which holds the items), shows how
 // long they stay held, re-checks stock on a timer, lets the shopper drop lines that ran
 // out, saves details as they are entered (which keeps the hold alive), and places the
-// order. Every failure is explained and leaves a way forward.
+// order. Every failure is explained and leaves a way forward. A line in high demand
+// (SPEC §15, warning HIGH_DEMAND) is held for a shorter time: the countdown shows that
+// hold, and a line under it says why.
 
 import { cartApi, forgetCart, loadCart, newIdempotencyKey, rememberOrder, storedCart } from "./api.js";
 import {
@@ -24,6 +26,7 @@ import {
   stockBadge,
   updateCartCount,
 } from "./ui.js";
+import { durationWords } from "./waitlist.js";
 
 const config = document.querySelector("[data-checkout-config]");
 const POLL_MS = Math.max(1, Number(config.dataset.pollSeconds) || 30) * 1000;
@@ -34,6 +37,7 @@ const layout = document.querySelector("[data-checkout]");
 const hold = document.querySelector("[data-hold]");
 const holdText = document.querySelector("[data-hold-text]");
 const countdown = document.querySelector("[data-countdown]");
+const highDemand = document.querySelector("[data-high-demand]");
 const stockWarning = document.querySelector("[data-stock-warning]");
 const linesList = document.querySelector("[data-lines]");
 const subtotal = document.querySelector("[data-subtotal]");
@@ -154,6 +158,24 @@ function renderStockWarning() {
 
 // --- hold countdown ----------------------------------------------------------------
 
+/** "High demand: Blue mug is held for 2 minutes only, …" for the HIGH_DEMAND warnings
+ * of the checkout state; hidden when there are none. */
+function renderHighDemand(warnings) {
+  const scarce = (warnings || []).filter((warning) => warning.code === "HIGH_DEMAND");
+  if (!scarce.length) {
+    highDemand.hidden = true;
+    highDemand.textContent = "";
+    return;
+  }
+  const byName = names();
+  const products = [...new Set(scarce.map((warning) => byName[warning.sku] || warning.sku))];
+  const list = products.length === 1 ? products[0] : `${products.slice(0, -1).join(", ")} and ${products.at(-1)}`;
+  const seconds = Math.min(...scarce.map((warning) => Number(warning.ttl_seconds) || 0));
+  const text = `High demand: ${list} ${products.length === 1 ? "is" : "are"} held for ${durationWords(seconds)} only, so that more shoppers get a turn.`;
+  if (highDemand.textContent !== text) highDemand.textContent = text;
+  highDemand.hidden = false;
+}
+
 function formatLeft(seconds) {
   const minutes = Math.floor(seconds / 60);
   return `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
@@ -193,6 +215,7 @@ function stopHold(text) {
   holdText.textContent = text;
   hold.classList.remove("hold-urgent");
   hold.classList.add("hold-released");
+  renderHighDemand([]);
 }
 
 async function checkExpiry() {
@@ -229,7 +252,10 @@ function applyState(state) {
     fillForm(state);
   }
   renderSummary();
-  if (inCheckout) setExpiry(state.reservation_expires_at || (state.cart && state.cart.expires_at));
+  if (inCheckout) {
+    setExpiry(state.reservation_expires_at || (state.cart && state.cart.expires_at));
+    renderHighDemand(state.warnings);
+  }
 }
 
 /** The server's word on whether the cart is still in checkout, after an error. */

@@ -109,6 +109,18 @@ export function describeError(error, { names = {} } = {}) {
         title: "This cannot be done right now",
         text: "Your cart is not in a state that allows this. Reload the page and try again.",
       };
+    case "STOCK_AVAILABLE":
+      return {
+        code: error.code,
+        title: "It is in stock now",
+        text: "There is no need to wait: add it to your cart instead.",
+      };
+    case "WAITLIST_ENTRY_NOT_FOUND":
+      return {
+        code: error.code,
+        title: "We could not find your place in line",
+        text: "It may have ended already. Reload the page to see where you are.",
+      };
     case "CART_NOT_FOUND":
       return {
         code: error.code,
@@ -161,6 +173,11 @@ export function holdReleasedText(name, quantity) {
 export function retryAfterText(seconds) {
   const left = Math.max(0, Math.ceil(Number(seconds) || 0));
   return left > 0 ? `Payments are unavailable, try again in ${left} s.` : "You can try again now.";
+}
+
+/** The question asked before a shopper gives up a turn that holds items for them. */
+export function giveUpTurnQuestion(name, quantity) {
+  return `Give up your turn for ${name}? We are holding ${itemsText(quantity)} for you because it was your turn in line; they will go to the next shopper.`;
 }
 
 export const PAYMENT_FAILURES = new Set(["PAYMENT_DECLINED", "PAYMENT_CAPTURE_FAILED", "PAYMENT_TIMEOUT"]);

@@ -2,11 +2,13 @@
 // an add-to-cart form that posts to the storefront, so the pages work without
 // JavaScript); this script enhances them: adding to the cart goes through the API without
 // a reload, and the stock badges are refreshed from the API on load, after an add and
-// every STOREFRONT_STOCK_POLL_SECONDS while the page is visible.
+// every STOREFRONT_STOCK_POLL_SECONDS while the page is visible. The product page of a
+// sold-out product also shows its waitlist (waitlist.js).
 
 import { addToCart, api, loadCart } from "./api.js";
 import { describeError } from "./messages.js";
 import { announce, el, hidden, setBusy, showAlert, stockBadge, updateCartCount } from "./ui.js";
+import { initProductWaitlist } from "./waitlist.js";
 
 const config = document.querySelector("[data-product-config]").dataset;
 const notice = document.querySelector("[data-notice]");
@@ -30,6 +32,9 @@ function showStock(card, product) {
   const form = card.querySelector("[data-add-form]");
   const button = form.querySelector("button[type=submit]");
   const soldOut = product.stock_status === "out_of_stock" || product.available <= 0;
+  const waitlistLink = card.querySelector("[data-waitlist-link]");
+  if (waitlistLink) waitlistLink.hidden = !soldOut;
+  if (waitlist && card.contains(waitlist.section)) waitlist.control.setAvailable(soldOut ? 0 : product.available);
   form.elements.quantity.max = String(Math.max(1, Math.min(1000, product.available)));
   form.elements.quantity.disabled = soldOut;
   if (button.getAttribute("aria-busy") === "true") return;
@@ -94,6 +99,25 @@ async function onAdd(event) {
   }
   refreshBadges();
 }
+
+// The waitlist of the product page's product, when the page has one.
+const waitlistSection = document.querySelector("[data-waitlist]");
+const waitlist = waitlistSection
+  ? {
+      section: waitlistSection,
+      control: initProductWaitlist({
+        section: waitlistSection,
+        product: productOf(waitlistSection.closest("article.product")),
+        notice,
+        onChange: () => {
+          refreshBadges();
+          loadCart()
+            .then(updateCartCount)
+            .catch(() => {});
+        },
+      }),
+    }
+  : null;
 
 for (const form of document.querySelectorAll("[data-add-form]")) {
   form.addEventListener("submit", onAdd);

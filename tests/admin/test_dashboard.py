@@ -23,8 +23,9 @@ from tests.support.factories import CartFactory
 pytestmark = pytest.mark.django_db
 
 # Session and user, one COUNT per figure of the overview (11; conversion reuses the
-# counts of the day), Django's "recent actions": nothing per row.
-PINNED_QUERIES = 2 + 11 + 1
+# counts of the day), one aggregate for the waitlist figures, Django's "recent actions":
+# nothing per row.
+PINNED_QUERIES = 2 + 11 + 1 + 1
 
 
 def figures(client) -> dict[str, tuple[object, str]]:
@@ -88,6 +89,12 @@ def test_the_admin_index_shows_every_figure_of_the_overview(staff_browser, shop)
         "Checkouts in progress": 3,
         "Orders today": 1,
         "Conversion today": "20.0%",  # 1 order of 5 checkouts started today
+        "Waiting": 0,
+        "Units waited for": 0,
+        "Offers open": 0,
+        "Offered today": 0,
+        "Claimed today": 0,
+        "Lapsed today": 0,
     }
     assert stale.status == PaymentStatus.AUTHORIZED and orphaned.status == "pending"
 

@@ -125,8 +125,9 @@ def test_a_shopper_extending_while_a_sweeper_abandons_leaves_one_consistent_outc
 ):
     settings.CHECKOUT_EXTENSION_THRESHOLD_SECONDS = 120
     time_machine.move_to("2031-03-01T12:00:00Z", tick=False)
-    stocked(sku="RACE-A", on_hand=5)
-    stocked(sku="RACE-B", on_hand=5)
+    # Plenty left after the holds: not scarcity holds (SPEC §15), the start TTL applies.
+    stocked(sku="RACE-A", on_hand=50)
+    stocked(sku="RACE-B", on_hand=50)
     shoppers = []
     for _ in range(4):
         shopper = Shopper()

@@ -152,7 +152,8 @@ def test_the_state_warns_of_low_stock_while_reading(settings):
     shopper.start()
 
     assert shopper.state().json()["warnings"] == [
-        {"code": "LOW_STOCK", "sku": "LOW", "available": 3}
+        {"code": "LOW_STOCK", "sku": "LOW", "available": 3},
+        {"code": "HIGH_DEMAND", "sku": "LOW", "ttl_seconds": 120},
     ]
 
 

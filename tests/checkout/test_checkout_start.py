@@ -216,7 +216,11 @@ def test_low_stock_is_a_warning_in_the_answer_not_an_error(settings):
     response = shopper.start()
 
     assert response.status_code == 201
-    assert response.json()["warnings"] == [{"code": "LOW_STOCK", "sku": "LOW", "available": 4}]
+    # Low stock also makes the line's product one in high demand (SPEC §15).
+    assert response.json()["warnings"] == [
+        {"code": "LOW_STOCK", "sku": "LOW", "available": 4},
+        {"code": "HIGH_DEMAND", "sku": "LOW", "ttl_seconds": 120},
+    ]
 
 
 def test_the_last_units_are_reserved_with_a_warning_of_zero_left(settings):
@@ -228,7 +232,10 @@ def test_the_last_units_are_reserved_with_a_warning_of_zero_left(settings):
     response = shopper.start()
 
     assert response.status_code == 201
-    assert response.json()["warnings"] == [{"code": "LOW_STOCK", "sku": "LAST", "available": 0}]
+    assert response.json()["warnings"] == [
+        {"code": "LOW_STOCK", "sku": "LAST", "available": 0},
+        {"code": "HIGH_DEMAND", "sku": "LAST", "ttl_seconds": 120},
+    ]
 
 
 def test_an_abandoned_cart_restarts_with_new_reservations(frozen):

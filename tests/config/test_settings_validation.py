@@ -1,5 +1,6 @@
 """Invalid configuration stops start-up with a message naming the variable."""
 
+import json
 import os
 import subprocess
 import sys
@@ -118,3 +119,81 @@ def test_gunicorn_takes_its_worker_timeout_from_the_checked_settings():
     assert "PAYMENT_DEADLINE_SECONDS (20) does not fit inside GUNICORN_TIMEOUT (21)" in (
         refused.stderr
     )
+
+
+def _database_settings(**overrides: str) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("DATABASE_")
+    }
+    probe = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(json.dumps({'options': db['OPTIONS'].get('options'), "
+        "'server_side_cursors_off': db.get('DISABLE_SERVER_SIDE_CURSORS', False), "
+        "'mode': settings.DATABASE_POOL_MODE}))"
+    )
+    done = subprocess.run(  # noqa: S603 - fixed argument lists
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**env, **overrides, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_direct_connection_sends_the_timeouts_as_startup_parameters():
+    assert _database_settings(DATABASE_LOCK_TIMEOUT_MS="1234") == {
+        "options": "-c lock_timeout=1234 -c statement_timeout=30000",
+        "server_side_cursors_off": False,
+        "mode": "session",
+    }
+
+
+def test_behind_a_transaction_pooler_nothing_relies_on_the_server_session():
+    """No ``options`` startup parameter (PgBouncer refuses it), no server-side cursors;
+    the pooled tests (tests/scaleout) check the rest against a real PgBouncer."""
+    assert _database_settings(DATABASE_POOL_MODE="Transaction") == {
+        "options": None,
+        "server_side_cursors_off": True,
+        "mode": "transaction",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DATABASE_POOL_MODE": "statement"}, "DATABASE_POOL_MODE must be session or transaction"),
+        (
+            {"DATABASE_POOL_MODE": "transaction", "DATABASE_LOCK_TIMEOUT_MS": "5000"},
+            "DATABASE_LOCK_TIMEOUT_MS has no effect with DATABASE_POOL_MODE=transaction",
+        ),
+        (
+            {"DATABASE_POOL_MODE": "transaction", "DATABASE_STATEMENT_TIMEOUT_MS": "5000"},
+            "DATABASE_STATEMENT_TIMEOUT_MS has no effect with DATABASE_POOL_MODE=transaction",
+        ),
+        (
+            {
+                "DATABASE_POOL_MODE": "transaction",
+                "DATABASE_URL": "postgres://u@db:6432/shop?server_side_binding=true",
+            },
+            "DATABASE_URL must not set server_side_binding with DATABASE_POOL_MODE=transaction",
+        ),
+        (
+            {
+                "DATABASE_POOL_MODE": "transaction",
+                "DATABASE_URL": "postgres://u@db:6432/shop?prepare_threshold=5",
+            },
+            "DATABASE_URL must not set prepare_threshold with DATABASE_POOL_MODE=transaction",
+        ),
+    ],
+)
+def test_session_state_behind_a_transaction_pooler_is_refused(overrides, message):
+    result = run_check(**overrides)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr

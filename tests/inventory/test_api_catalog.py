@@ -53,6 +53,8 @@ def test_product_list_is_paginated_and_shows_availability_to_anyone(api_client, 
         "currency": "USD",
         "available": 10,
         "stock_status": "in_stock",
+        "max_per_order": None,
+        "max_per_customer": None,
     }
     assert body["results"][1]["id"] == str(low.product_id)
     assert (body["results"][1]["available"], body["results"][1]["stock_status"]) == (
@@ -150,7 +152,12 @@ def test_product_detail_is_public(api_client):
     assert response.json()["available"] == 7
 
 
-@pytest.mark.parametrize("product_id", [str(uuid.uuid4()), "not-a-uuid", "12345"])
+# Fixed ids: xdist workers must collect the same test names (each draws its own uuid4).
+@pytest.mark.parametrize(
+    "product_id",
+    [str(uuid.uuid4()), "not-a-uuid", "12345"],
+    ids=["unknown-uuid", "not-a-uuid", "12345"],
+)
 def test_unknown_or_malformed_product_id_is_product_not_found(api_client, product_id):
     assert_error(api_client.get(f"{PRODUCTS}{product_id}/"), 404, "PRODUCT_NOT_FOUND")
 
@@ -176,6 +183,8 @@ def test_staff_creates_a_product(staff_client):
         "currency": "EUR",
         "available": 0,
         "stock_status": "out_of_stock",
+        "max_per_order": None,
+        "max_per_customer": None,
     }
     assert product.price == Decimal("12.50")
 

@@ -107,9 +107,10 @@ def test_cleanup_dry_run_reports_every_job_and_changes_nothing(mess):
         "abandon_stale_checkouts",
         "release_orphaned_reservations",
         "expire_reservations",
+        "serve_waitlists",
         "cleanup",
     ]
-    assert lines[-1].startswith("cleanup: 5 jobs, 0 with errors (dry run, nothing changed)")
+    assert lines[-1].startswith("cleanup: 6 jobs, 0 with errors (dry run, nothing changed)")
     assert snapshot() == before
 
 
@@ -123,7 +124,8 @@ def test_cleanup_runs_every_job_and_leaves_nothing_to_do(mess):
     assert lines[2].startswith("abandon_stale_checkouts: abandoned 1 carts")
     assert lines[3].startswith("release_orphaned_reservations: released 1 reservations")
     assert lines[4].startswith("expire_reservations: expired 2 reservations in 2 batches")
-    assert lines[5].startswith("cleanup: 5 jobs, 0 with errors (")
+    assert lines[5].startswith("serve_waitlists: served 0 waitlists in 0 batches")
+    assert lines[6].startswith("cleanup: 6 jobs, 0 with errors (")
     assert [line.split(": would")[1] for line in run("cleanup", "--dry-run").splitlines()[:5]] == [
         " handle 0 payments (dry run, nothing changed)",
         " abandon 0 carts (dry run, nothing changed)",
@@ -362,7 +364,7 @@ def test_cleanup_exits_1_when_a_job_cannot_finish_an_item():
     lines = out.getvalue().splitlines()
     assert lines[3].startswith("release_orphaned_reservations: released 1 reservations")
     assert "1 error (" in lines[3] and lines[3].endswith(f"; failed: {stuck.id}")
-    assert lines[5].startswith("cleanup: 5 jobs, 1 with errors")
+    assert lines[6].startswith("cleanup: 6 jobs, 1 with errors")
     assert not Reservation.objects.filter(cart=fine, status=ReservationStatus.PENDING).exists()
     assert Reservation.objects.filter(cart=stuck, status=ReservationStatus.PENDING).exists()
 

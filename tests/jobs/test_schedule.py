@@ -21,6 +21,7 @@ EXPECTED = {
     "abandon-stale-checkouts": ("checkout.abandon_stale_checkouts", 300),
     "release-orphaned-reservations": ("inventory.release_orphaned_reservations", 300),
     "reconcile-payments": ("checkout.reconcile_payments", 300),
+    "serve-waitlists": ("inventory.serve_waitlists", 30),
 }
 
 
@@ -114,12 +115,12 @@ def test_changed_default_reaches_existing_rows_only_with_force():
     out = StringIO()
     call_command("sync_schedule", "--force", "--dry-run", stdout=out)
     assert "expire-reservations: updated" in out.getvalue()
-    assert "sync_schedule: would change 1 of 5 jobs" in out.getvalue()
+    assert "sync_schedule: would change 1 of 6 jobs" in out.getvalue()
     assert rows()["expire-reservations"][1] == 60
 
     out = StringIO()
     call_command("sync_schedule", "--force", stdout=out)
-    assert "sync_schedule: changed 1 of 5 jobs" in out.getvalue()
+    assert "sync_schedule: changed 1 of 6 jobs" in out.getvalue()
     task, every, _, enabled = rows()["expire-reservations"]
     assert (task, every, enabled) == ("inventory.expire_reservations", 30, False)
     assert PeriodicTask.objects.get(name="expire-reservations").expire_seconds == 30

@@ -32,7 +32,8 @@ def committed(django_capture_on_commit_callbacks):
 
 
 def test_checkout_start_counts_a_reservation_a_checkout_and_the_ttls(committed):
-    a, b = stocked(on_hand=5), stocked(on_hand=5)
+    # Plenty left after the holds: not scarcity holds (SPEC §15), the start TTL applies.
+    a, b = stocked(on_hand=50), stocked(on_hand=50)
     shopper = Shopper()
     shopper.add(a.product.sku, 2)
     shopper.add(b.product.sku, 1)

@@ -37,6 +37,7 @@ VALID_BODIES = {
     ("POST", "carts/{}/items/"): lambda w: {"sku": w["sku"], "quantity": 1},
     ("PATCH", "carts/{}/items/{}/"): lambda w: {"quantity": 2},
     ("PATCH", "carts/{}/checkout/"): lambda w: {"current_step": 2},
+    ("POST", "carts/{}/waitlist/"): lambda w: {"sku": w["sku"], "quantity": 1},
 }
 
 
@@ -172,6 +173,11 @@ HOLDER_ANSWERS = {
     ("PATCH", "carts/{}/checkout/"): (409, "INVALID_CART_STATUS"),
     ("DELETE", "carts/{}/checkout/"): (409, "INVALID_CART_STATUS"),
     ("POST", "carts/{}/checkout/confirm/"): (409, "INVALID_CART_STATUS"),
+    ("GET", "carts/{}/waitlist/"): (200, None),
+    # The cart's product is in stock: add it to the cart instead.
+    ("POST", "carts/{}/waitlist/"): (409, "STOCK_AVAILABLE"),
+    # The second path id is the cart line's: no waitlist entry has it.
+    ("DELETE", "carts/{}/waitlist/{}/"): (404, "WAITLIST_ENTRY_NOT_FOUND"),
 }
 
 

@@ -62,7 +62,9 @@ def test_shopper_buys_what_is_in_stock(browser, stocked_product):
 
     page.get_by_role("button", name="Go to checkout").click()
     expect(page).to_have_url(re.compile(r"/checkout/$"))
-    expect(page.locator("[data-countdown]")).to_have_text(re.compile(r"^[45]:\d\d$"))
+    # Two lamps left once one is held: a scarce line, held for SCARCITY_TTL_SECONDS (120).
+    expect(page.locator("[data-countdown]")).to_have_text(re.compile(r"^(2:00|1:[0-5]\d)$"))
+    expect(page.locator("[data-high-demand]")).to_contain_text("High demand: Desk lamp")
     cart_id = stored_cart_id(page)
     assert Cart.objects.get(id=cart_id).status == "checkout"
     assert stock(mug).reserved == 2 and stock(lamp).reserved == 1
@@ -234,7 +236,8 @@ def test_expired_checkout_offers_a_restart(browser, stocked_product, settings):
     settings.CHECKOUT_RESERVATION_TTL_SECONDS = 4
     settings.CHECKOUT_EXTENSION_THRESHOLD_SECONDS = 0
     page = browser.page
-    mug = stocked_product(name="Blue mug", on_hand=5, price="12.50")
+    # Plenty left after the hold: not a scarce line, so the restart holds for 300 s.
+    mug = stocked_product(name="Blue mug", on_hand=20, price="12.50")
 
     browser.open("/")
     add_to_cart(page, mug, 1)

@@ -12,7 +12,8 @@ REQUEST_STATEMENTS = {
     "start checkout": 12,
     "get checkout": 4,
     "PATCH checkout": 7,
-    "PATCH checkout, extending the reservations": 10,
+    # One more than v1: the high-demand check of the extension (SPEC §15).
+    "PATCH checkout, extending the reservations": 11,
     "confirm": 32,
     "confirm, without an Idempotency-Key": 29,
 }
