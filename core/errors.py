@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
@@ -96,6 +97,23 @@ _DRF_CODES: list[tuple[type[drf.APIException], str, str]] = [
 ]
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """The database connection was lost, rather than a statement being wrong:
+    ``OperationalError``/``InterfaceError``, or psycopg's own ``InternalError`` (one
+    without an SQLSTATE: the exchange with the server broke off, PostgreSQL reported no
+    error). Behind PgBouncer, a COMMIT sent after the server connection died (a restart, a
+    terminated backend) reads the server's error and the pooler's as two results, which
+    psycopg reports that way; the transaction is gone, as with any outage."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    cause = exc.__cause__
+    return (
+        isinstance(exc, DatabaseError)
+        and isinstance(cause, psycopg.InternalError)
+        and cause.sqlstate is None
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF ``EXCEPTION_HANDLER``: every exception a view raises becomes the envelope."""
     headers: dict[str, str] = {}
@@ -106,7 +124,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if database_unavailable(exc):
         logger.warning("database unavailable: %s", exc)
         set_rollback()
         err = ServiceUnavailable()

@@ -7,10 +7,9 @@ import logging
 import re
 from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from core.errors import envelope
+from core.errors import database_unavailable, envelope
 from core.logging import new_request_id, request_id_var
 
 logger = logging.getLogger("core.api")
@@ -100,7 +99,7 @@ class ApiErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api_path(request.path):
             return None
-        if isinstance(exception, (OperationalError, InterfaceError)):
+        if database_unavailable(exception):
             logger.warning(
                 "database unavailable on %s %s: %s", request.method, request.path, exception
             )
