@@ -61,7 +61,7 @@ SPLIT_QUANTITY = 3  # 1 unit in each of the three warehouses: every line splits 
 RAW_SQL_CYCLE = f"""
 \\set sid random(:sid_lo, :sid_hi)
 BEGIN;
-SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.waitlisted
   FROM inventory_stocklevel s WHERE s.id = :sid FOR UPDATE;
 UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = now()
  WHERE id = :sid AND on_hand - reserved >= 1;
@@ -80,8 +80,9 @@ BEGIN;
 SELECT s.id, s.on_hand, s.reserved FROM inventory_stocklevel s
  WHERE s.id = (SELECT stock_level_id FROM inventory_reservation WHERE id = :rid)
    FOR UPDATE;
-SELECT id, stock_level_id, quantity, status FROM inventory_reservation
- WHERE id = :rid FOR UPDATE;
+SELECT r.id, r.stock_level_id, r.quantity, r.status, held.waitlisted
+  FROM inventory_reservation r JOIN inventory_stocklevel held ON held.id = r.stock_level_id
+ WHERE r.id = :rid FOR UPDATE OF r, held;
 UPDATE inventory_stocklevel SET reserved = reserved - 1, updated_at = now()
  WHERE id = :sid;
 UPDATE inventory_reservation
@@ -96,7 +97,9 @@ COMMIT;
 # The split cycle as the service runs it: the candidate rows of the sku (its three stock
 # rows, with their warehouses) locked in pk order; one statement raising ``reserved`` of
 # the three rows and inserting the three reservations with their events; then the release:
-# stock rows, then reservations locked, one statement writing it all back. Each pgbench
+# stock rows, then reservations locked (their stock rows joined again for ``waitlisted``
+# and locked again, ``FOR UPDATE OF r, held``, as the service's lock query does; the
+# one-row cycle above does the same), one statement writing it all back. Each pgbench
 # client draws its skus from a range of its own (``client_id``), as the workers do.
 RAW_SQL_SPLIT_CYCLE = f"""
 \\set pick random(0, :span - 1)
@@ -104,8 +107,8 @@ RAW_SQL_SPLIT_CYCLE = f"""
 \\set s1 :s0 + :skus
 \\set s2 :s1 + :skus
 BEGIN;
-SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.updated_at,
-       w.id, w.code, w.is_default, w.priority, w.is_active
+SELECT s.id, s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.waitlisted,
+       s.updated_at, w.id, w.code, w.is_default, w.priority, w.is_active
   FROM inventory_stocklevel s JOIN inventory_warehouse w ON w.id = s.warehouse_id
  WHERE s.id IN (:s0, :s1, :s2) AND w.is_active
  ORDER BY s.id FOR UPDATE OF s;
@@ -130,8 +133,10 @@ COMMIT;
 BEGIN;
 SELECT s.id FROM inventory_stocklevel s WHERE s.id IN (:s0, :s1, :s2)
  ORDER BY s.id FOR UPDATE;
-SELECT id, stock_level_id, quantity, status FROM inventory_reservation
- WHERE stock_level_id IN (:s0, :s1, :s2) AND status = 'pending' ORDER BY id FOR UPDATE;
+SELECT r.id, r.stock_level_id, r.quantity, r.status, held.waitlisted
+  FROM inventory_reservation r JOIN inventory_stocklevel held ON held.id = r.stock_level_id
+ WHERE r.stock_level_id IN (:s0, :s1, :s2) AND r.status = 'pending'
+ ORDER BY r.id FOR UPDATE OF r, held;
 WITH released AS (
     UPDATE inventory_reservation
        SET status = 'released', release_reason = 'api', released_at = now(), updated_at = now()
