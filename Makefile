@@ -7,12 +7,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test browser install install-dev migrate seed lint format compose-check alerts-check check-inventory clean help
+.PHONY: run test browser pgbouncer install install-dev migrate seed lint format compose-check alerts-check check-inventory clean help
 
 help:
 	@echo "make run            install, migrate, seed the demo catalog, start web + worker + beat"
 	@echo "make test           install dev requirements and run the whole test suite, with coverage"
+	@echo "                    (on PYTEST_WORKERS=2 processes; PYTEST_ARGS adds pytest options)"
 	@echo "make browser        install Debian's Chromium for the storefront browser tests (if missing)"
+	@echo "make pgbouncer      install Debian's PgBouncer for the scale-out tests (if missing)"
 	@echo "make lint           ruff check + format check + import layers (import-linter) + makemigrations --check"
 	@echo "make compose-check  validate docker-compose.yml with docker-compose config"
 	@echo "make alerts-check   promtool check + unit tests of the Prometheus rules (config/prometheus)"
@@ -64,11 +66,21 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
 	fi
 
+# The scale-out tests (tests/scaleout) run a real PgBouncer in transaction pooling mode.
+pgbouncer:
+	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq pgbouncer; \
+	fi
+
 # Line and branch coverage of the project's packages ([tool.coverage] in pyproject.toml);
 # the run fails below its `fail_under` floor (measured on the whole suite: a run of a
-# subset through PYTEST_ARGS may fall below it).
-test: $(VENV)/.installed-dev browser alerts-check
-	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+# subset through PYTEST_ARGS may fall below it). The suite runs on PYTEST_WORKERS
+# processes (pytest-xdist, each with its own test database and Redis databases, see
+# config/test_settings.py; coverage is combined); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
+test: $(VENV)/.installed-dev browser pgbouncer alerts-check
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

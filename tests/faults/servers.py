@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from django.conf import settings
 
 from benchmarks.gunicorn_process import start_gunicorn, stop_gunicorn
 from tests.support.processes import ROOT, free_port
@@ -102,10 +103,9 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": os.environ.get(
-                "TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/14"
-            ),
-            "REDIS_CACHE_URL": os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/15"),
+            # The test process's own Redis databases (one pair per xdist worker).
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "REDIS_CACHE_URL": settings.CACHES["default"]["LOCATION"],
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             # The payment breaker's state of this server only (it lives in Redis).

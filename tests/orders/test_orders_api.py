@@ -117,7 +117,10 @@ def test_anyone_else_gets_order_not_found(api_client, token):
     assert assert_error(response)["code"] == "ORDER_NOT_FOUND"
 
 
-@pytest.mark.parametrize("order_id", [str(uuid.uuid4()), "not-a-uuid"])
+# Fixed ids: xdist workers must collect the same test names (each draws its own uuid4).
+@pytest.mark.parametrize(
+    "order_id", [str(uuid.uuid4()), "not-a-uuid"], ids=["unknown-uuid", "not-a-uuid"]
+)
 def test_unknown_or_malformed_order_id_answers_order_not_found(staff_client, order_id):
     response = get(staff_client, order_id, token=None)
     assert response.status_code == 404
