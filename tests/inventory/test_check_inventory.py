@@ -3,7 +3,6 @@ and ``--repair`` puts the counters right."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from io import StringIO
 
@@ -96,26 +95,6 @@ def test_only_pending_reservations_count():
     drift(stock, 4)  # as if the confirmed and released ones still counted
     _, error = run()
     assert error is not None
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def check_log():
-    handler = _Records()
-    logger = logging.getLogger("inventory.check")
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_repair_resets_counters_from_reservations_and_logs(check_log):

@@ -5,7 +5,6 @@ the engine's back with raw SQL, as a bug or a manual edit would."""
 
 from __future__ import annotations
 
-import logging
 from io import StringIO
 
 import pytest
@@ -72,26 +71,6 @@ def sold_out():
 
 def offer_of(entry: WaitlistEntry) -> Reservation:
     return Reservation.objects.get(waitlist_entry=entry, status=ReservationStatus.PENDING)
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def check_log():
-    handler = _Records()
-    logger = logging.getLogger("inventory.check")
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_waiting_offered_and_claimed_entries_are_clean():
