@@ -23,8 +23,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Min, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core import metrics
@@ -94,10 +93,10 @@ class JoinResult:
 
 def _lock_product(product: Product, *, actor: str) -> list[StockLevel]:
     """Locks every stock row of the product; reclaims lapsed holds of them (their units
-    go to earlier entries first); returns the rows as they stand."""
+    go to earlier entries first); returns the rows as they stand (the reclaim keeps them
+    current)."""
     rows, _ = locks.lock_product_rows([product.id])
-    if services._reclaim_lapsed(rows, actor=actor):
-        rows, _ = locks.lock_product_rows([product.id])
+    services._reclaim_lapsed(rows, actor=actor)
     return rows
 
 
@@ -246,29 +245,6 @@ def serve_product(*, product_id: UUID, actor: str) -> int:
         offers = services.serve_waitlists([product_id], actor=actor)
         services.sync_waitlisted([product_id])
         return len({r.waitlist_entry_id for r in offers})
-
-
-def waitlisted_drift() -> list[tuple[int, str, str, int, int]]:
-    """Stock rows whose ``waitlisted`` counter differs from the units their product's
-    waiting entries want: ``(stock_level_id, sku, warehouse, counter, expected)``."""
-    expected = Coalesce(
-        Subquery(
-            WaitlistEntry.objects.filter(
-                product_id=OuterRef("product_id"), status=WaitlistStatus.WAITING
-            )
-            .order_by()
-            .values("product_id")
-            .annotate(units=Sum("quantity"))
-            .values("units")
-        ),
-        0,
-    )
-    rows = (
-        StockLevel.objects.annotate(expected=expected)
-        .exclude(waitlisted=F("expected"))
-        .values_list("id", "product__sku", "warehouse__code", "waitlisted", "expected")
-    )
-    return list(rows)
 
 
 def offers_without_hold() -> QuerySet[WaitlistEntry]:
