@@ -140,12 +140,27 @@ _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
 _db["OPTIONS"].setdefault("connect_timeout", 5)
+# Parameters bound server-side, and each statement prepared on a connection the third
+# time it runs there (psycopg's ``prepare_threshold``): PostgreSQL then skips parsing and
+# planning the hot statements (docs/performance.md, "Prepared statements"). A prepared
+# statement lives in one server session: session mode only.
+DATABASE_PREPARED_STATEMENTS = _bool(
+    "DATABASE_PREPARED_STATEMENTS", DATABASE_POOL_MODE == "session"
+)
+if DATABASE_PREPARED_STATEMENTS and DATABASE_POOL_MODE == "transaction":
+    raise ImproperlyConfigured(
+        "DATABASE_PREPARED_STATEMENTS must be false with DATABASE_POOL_MODE=transaction: "
+        "prepared statements do not survive transaction pooling"
+    )
 if DATABASE_POOL_MODE == "session":
     # Startup parameters: they hold for the whole server session of the connection.
     _db["OPTIONS"]["options"] = (
         f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
         f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
     )
+    if DATABASE_PREPARED_STATEMENTS:
+        _db["OPTIONS"]["server_side_binding"] = True
+        _db["OPTIONS"]["prepare_threshold"] = 2
 else:
     # A transaction pooler refuses the ``options`` startup parameter, or drops it when told
     # to ignore it: the timeouts come from the server side instead (the role's defaults,

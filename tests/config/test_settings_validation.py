@@ -132,6 +132,8 @@ def _database_settings(**overrides: str) -> dict:
         "db = settings.DATABASES['default']; "
         "print(json.dumps({'options': db['OPTIONS'].get('options'), "
         "'server_side_cursors_off': db.get('DISABLE_SERVER_SIDE_CURSORS', False), "
+        "'server_side_binding': db['OPTIONS'].get('server_side_binding'), "
+        "'prepare_threshold': db['OPTIONS'].get('prepare_threshold'), "
         "'mode': settings.DATABASE_POOL_MODE}))"
     )
     done = subprocess.run(  # noqa: S603 - fixed argument lists
@@ -150,6 +152,18 @@ def test_a_direct_connection_sends_the_timeouts_as_startup_parameters():
     assert _database_settings(DATABASE_LOCK_TIMEOUT_MS="1234") == {
         "options": "-c lock_timeout=1234 -c statement_timeout=30000",
         "server_side_cursors_off": False,
+        "server_side_binding": True,
+        "prepare_threshold": 2,
+        "mode": "session",
+    }
+
+
+def test_prepared_statements_can_be_turned_off_on_a_direct_connection():
+    assert _database_settings(DATABASE_PREPARED_STATEMENTS="false") == {
+        "options": "-c lock_timeout=10000 -c statement_timeout=30000",
+        "server_side_cursors_off": False,
+        "server_side_binding": None,
+        "prepare_threshold": None,
         "mode": "session",
     }
 
@@ -160,6 +174,8 @@ def test_behind_a_transaction_pooler_nothing_relies_on_the_server_session():
     assert _database_settings(DATABASE_POOL_MODE="Transaction") == {
         "options": None,
         "server_side_cursors_off": True,
+        "server_side_binding": None,
+        "prepare_threshold": None,
         "mode": "transaction",
     }
 
@@ -189,6 +205,10 @@ def test_behind_a_transaction_pooler_nothing_relies_on_the_server_session():
                 "DATABASE_URL": "postgres://u@db:6432/shop?prepare_threshold=5",
             },
             "DATABASE_URL must not set prepare_threshold with DATABASE_POOL_MODE=transaction",
+        ),
+        (
+            {"DATABASE_POOL_MODE": "transaction", "DATABASE_PREPARED_STATEMENTS": "true"},
+            "DATABASE_PREPARED_STATEMENTS must be false with DATABASE_POOL_MODE=transaction",
         ),
     ],
 )
