@@ -369,7 +369,14 @@ def run_ours(first_stock_id: int, scenario: Scenario, workers: int, seconds: int
     return sum(rates)
 
 
-def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, seconds: int) -> float:
+def run_raw(
+    url: str,
+    first_stock_id: int,
+    scenario: Scenario,
+    workers: int,
+    seconds: int,
+    protocol: str = "simple",
+) -> float:
     pgbench = shutil.which("pgbench")
     if not pgbench:
         raise SystemExit("pgbench not found: apt-get install postgresql-client (or -contrib)")
@@ -405,7 +412,7 @@ def run_raw(url: str, first_stock_id: int, scenario: Scenario, workers: int, sec
                 parts.username or "postgres",
                 "-n",
                 "-M",
-                "simple",
+                protocol,
                 "-c",
                 str(workers),
                 "-j",
@@ -469,6 +476,13 @@ def main() -> None:
         default=["hot", "uniform", "split3"],
     )
     parser.add_argument("--database", default="checkout_bench")
+    parser.add_argument(
+        "--raw-protocol",
+        choices=["simple", "prepared"],
+        default="simple",
+        help="how pgbench sends the raw SQL (its -M): every statement parsed and planned "
+        "each time, or prepared once per client",
+    )
     args = parser.parse_args()
     slice_ = max(1, args.seconds // args.rounds)
 
@@ -480,6 +494,7 @@ def main() -> None:
     recreate_database(url)
     sys.stderr.flush()
     setup_django()
+    from django.conf import settings
     from django.core.management import call_command
 
     logging.disable(logging.INFO)  # the migration's own log lines, not over the table
@@ -498,7 +513,10 @@ def main() -> None:
         f"{len(raw_sql_statements())} in the raw SQL; split3: reserve 3 units split over 3 "
         f"warehouses + release them, {per_split_cycle} statements in ours, "
         f"{len(raw_sql_statements(RAW_SQL_SPLIT_CYCLE))} in the raw SQL; "
-        f"{slice_ * args.rounds} s per side in {args.rounds} alternating slices; "
+        f"{slice_ * args.rounds} s per side in {args.rounds} alternating slices; ours "
+        f"{'with' if settings.DATABASE_PREPARED_STATEMENTS else 'without'} prepared "
+        f"statements (DATABASE_PREPARED_STATEMENTS), the raw SQL sent by pgbench -M "
+        f"{args.raw_protocol}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     header = f"{'scenario':<10}{'workers':>8}{'ops/s ours':>14}{'ops/s raw SQL':>16}{'ratio':>8}"
@@ -517,7 +535,7 @@ def main() -> None:
                     if side == "ours":
                         ours += run_ours(first, scenario, workers, slice_, args)
                     else:
-                        raw += run_raw(url, first, scenario, workers, slice_)
+                        raw += run_raw(url, first, scenario, workers, slice_, args.raw_protocol)
                     _check_invariants()
                     _reset()
             ours, raw = ours / args.rounds, raw / args.rounds
