@@ -8,8 +8,9 @@ discarded):
 
 * ``cycle`` — the op of ``benchmarks/reservations.py``: ``inventory.services.reserve``
   of 1 unit, then ``release`` of it, ``--ops`` times in one process. Prints the CPU time
-  of this process per op (``time.process_time``: Django, the ORM, the driver; not
-  PostgreSQL's) and the statements per op.
+  of this process per op (``time.process_time``: Django, the ORM, the driver), the CPU
+  of its PostgreSQL backend per op (from ``/proc``, when the server is on this machine)
+  and the statements per op.
 * ``requests`` — a shopper's checkout through the API with Django's test client (the
   whole middleware, DRF and view stack, no HTTP server): GET a product, create a cart,
   add ``--lines`` lines, start the checkout, GET it, PATCH addresses and payment
@@ -85,6 +86,26 @@ def _profiled(run: Callable[[], None], top: int) -> None:
     print(out.getvalue())
 
 
+def _backend_cpu_reader() -> Callable[[], float | None]:
+    """CPU seconds (user + system) of this connection's PostgreSQL backend so far, read
+    from ``/proc`` (``None`` when the server runs on another machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    stat = Path(f"/proc/{pid}/stat")
+
+    def read() -> float | None:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return read
+
+
 def measure_cycle(ops: int, top: int) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -104,14 +125,22 @@ def measure_cycle(ops: int, top: int) -> None:
     with CaptureQueriesContext(connection) as captured:
         cycle()
     statements = sum(1 for q in captured if q["sql"] not in ("BEGIN", "COMMIT"))
+    backend = _backend_cpu_reader()
+    started_backend = backend()
     started_cpu, started_wall = time.process_time(), time.perf_counter()
     for _ in range(ops):
         cycle()
     cpu = (time.process_time() - started_cpu) / ops * 1000
     wall = (time.perf_counter() - started_wall) / ops * 1000
+    backend_ms = (
+        f"{(backend() - started_backend) / ops * 1000:.2f} ms"
+        if started_backend is not None
+        else "n/a (PostgreSQL is not on this machine)"
+    )
     print(
         f"cycle (reserve 1 unit + release it), {ops} ops: {cpu:.2f} ms CPU of this process "
-        f"per op ({wall:.2f} ms wall), {statements} statements besides BEGIN/COMMIT"
+        f"per op ({wall:.2f} ms wall), PostgreSQL backend CPU per op {backend_ms}, "
+        f"{statements} statements besides BEGIN/COMMIT"
     )
     if top:
         _profiled(lambda: [cycle() for _ in range(ops)], top)
