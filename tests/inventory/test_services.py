@@ -37,6 +37,7 @@ from tests.support.factories import (
     WarehouseFactory,
     default_warehouse,
 )
+from tests.support.threads import row_locked
 
 pytestmark = pytest.mark.django_db
 
@@ -852,34 +853,17 @@ def test_operations_return_reservations_as_stored_with_product_and_warehouse_loa
 def test_a_database_failure_during_reserve_counts_as_an_error():
     """A lock timeout (another transaction holds the stock row) is a failed reservation
     attempt: counted with outcome ``error``, nothing reserved."""
-    import threading
-
     from django.db import OperationalError, connection
 
     stock = StockLevelFactory(on_hand=5)
-    held, done = threading.Event(), threading.Event()
-
-    def hold_the_row() -> None:
-        try:
-            with transaction.atomic():
-                StockLevel.objects.select_for_update().get(id=stock.id)
-                held.set()
-                done.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_row)
-    holder.start()
-    assert held.wait(10)
     before = metric("stock_reservations_total", outcome="error")
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = 200")
-        with pytest.raises(OperationalError):
-            reserve_one(stock, 1)
+        with row_locked(StockLevel, stock.id):
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 200")
+            with pytest.raises(OperationalError):
+                reserve_one(stock, 1)
     finally:
-        done.set()
-        holder.join()
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = 5000")
     assert metric("stock_reservations_total", outcome="error") == before + 1

@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from carts.models import Cart, CartStatus
@@ -40,6 +40,7 @@ from tests.support import (
     lapsed_reservations,
     make_stale,
     paid_cart_without_order,
+    row_locked,
     stocks,
 )
 from tests.support.factories import OrderFactory
@@ -334,29 +335,14 @@ def test_cleanup_exits_1_when_a_job_cannot_finish_an_item():
     rows = stocks(2)
     stuck = cart_with_reservations(rows[:1], status=CartStatus.ACTIVE)
     fine = cart_with_reservations(rows[1:], status=CartStatus.ACTIVE)
-    holding, done = threading.Event(), threading.Event()
-
-    def hold_stock_row():
-        try:
-            with transaction.atomic():
-                StockLevel.objects.select_for_update().get(id=rows[0].id)
-                holding.set()
-                done.wait(timeout=30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold_stock_row)
-    thread.start()
     out = StringIO()
     try:
-        assert holding.wait(timeout=10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '300ms'")
-        with pytest.raises(CommandError) as failed:
-            call_command("cleanup", stdout=out, stderr=StringIO())
+        with row_locked(StockLevel, rows[0].id):
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(CommandError) as failed:
+                call_command("cleanup", stdout=out, stderr=StringIO())
     finally:
-        done.set()
-        thread.join(timeout=30)
         connection.close()
 
     assert failed.value.returncode == 1

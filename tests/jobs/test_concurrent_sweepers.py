@@ -21,6 +21,7 @@ from tests.support import (
     lapse,
     lapsed_reservations,
     metric,
+    row_locked,
     run_in_threads,
     stocks,
 )
@@ -159,26 +160,9 @@ def test_the_expiry_sweeper_passes_over_a_stock_row_a_shopper_holds_without_wait
 def test_a_cart_a_shopper_holds_is_skipped_without_waiting_and_taken_next_run():
     busy, free = (checkout_cart(stocks(1)) for _ in range(2))
     lapse(carts=[busy, free])
-    locked, finish = threading.Event(), threading.Event()
-
-    def shopper():
-        try:
-            with transaction.atomic():
-                Cart.objects.select_for_update().get(id=busy.id)
-                locked.set()
-                finish.wait(timeout=20)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=shopper)
-    thread.start()
-    try:
-        assert locked.wait(timeout=10)
+    with row_locked(Cart, busy.id):  # a shopper's request holds the cart
         run = checkout_cleanup.abandon_expired_checkouts(batch_size=10)
         assert (run.done, run.skipped, run.errors) == (1, 1, 0)
-    finally:
-        finish.set()
-        thread.join(timeout=20)
     assert Cart.objects.get(id=busy.id).status == CartStatus.CHECKOUT
 
     assert checkout_cleanup.abandon_expired_checkouts(batch_size=10).done == 1

@@ -6,13 +6,12 @@ move."""
 
 from __future__ import annotations
 
-import threading
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 
 from carts.models import Cart, CartItem, CartStatus
@@ -32,6 +31,7 @@ from tests.support import (
     lapse,
     metric,
     queued_tasks,
+    row_locked,
     run_concurrently,
     stocked,
 )
@@ -240,26 +240,9 @@ def test_units_left_by_a_transaction_that_met_a_busy_row_are_offered_by_the_pass
     default = StockLevel.objects.select_related("warehouse").get(
         product=product, warehouse__is_default=True
     )
-    holding, done = threading.Event(), threading.Event()
-
-    def hold_reserve_row() -> None:
-        try:
-            with transaction.atomic():
-                StockLevel.objects.select_for_update().get(id=reserve_row.id)
-                holding.set()
-                done.wait(timeout=30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold_reserve_row)
-    thread.start()
-    try:
-        assert holding.wait(timeout=10)
+    with row_locked(StockLevel, reserve_row.id):
         services.set_stock(product=product, warehouse=default.warehouse, on_hand=1, actor="test")
         assert statuses([entry]) == ["waiting"]  # the increase could not offer
-    finally:
-        done.set()
-        thread.join(timeout=30)
 
     assert waitlist_jobs.serve_waitlists(batch_size=10).done == 1
 
@@ -276,29 +259,14 @@ def test_a_product_whose_rows_stay_locked_is_an_error_and_the_others_are_served(
     [stuck_entry] = queue(stuck, 1)
     [fine_entry] = queue(fine, 1)
     open_reserve()
-    holding, done = threading.Event(), threading.Event()
-
-    def hold_row() -> None:
-        try:
-            with transaction.atomic():
-                StockLevel.objects.select_for_update().get(id=stuck_row.id)
-                holding.set()
-                done.wait(timeout=30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold_row)
-    thread.start()
     out = StringIO()
     try:
-        assert holding.wait(timeout=10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '300ms'")
-        with pytest.raises(CommandError) as failed:
-            call_command("serve_waitlists", stdout=out, stderr=StringIO())
+        with row_locked(StockLevel, stuck_row.id):
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(CommandError) as failed:
+                call_command("serve_waitlists", stdout=out, stderr=StringIO())
     finally:
-        done.set()
-        thread.join(timeout=30)
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
 

@@ -9,7 +9,8 @@
 - ``checkout``: carts put in checkout by the service, confirm over HTTP, paid orders;
 - ``shop``: a small shop in known states (admin and observability tests);
 - ``jobs``: orphans, lapsed reservations and captured payments (cleanup job tests);
-- ``threads``: work run at the same moment in several threads (races, sweepers side by side);
+- ``threads``: work run at the same moment in several threads (races, sweepers side by side),
+  a row held locked by another transaction;
 - ``statements``: the SQL statements each checkout request costs;
 - ``chromium``: a headless Chromium against the live server (browser tests' fixtures).
 
@@ -54,7 +55,7 @@ from tests.support.stock import (
     stocked,
     stocks,
 )
-from tests.support.threads import run_concurrently, run_in_threads
+from tests.support.threads import row_locked, run_concurrently, run_in_threads
 
 __all__ = [
     "ADDRESS",
@@ -88,6 +89,7 @@ __all__ = [
     "queued_tasks",
     "refuse_new_orders",
     "reserve",
+    "row_locked",
     "run_concurrently",
     "run_in_threads",
     "shoppers_with_1_and_10_lines",

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Model
 
 
 def run_concurrently(
@@ -45,3 +47,29 @@ def run_in_threads(*targets: Callable[[], Any]) -> list[Any]:
         if isinstance(outcome, Exception):
             raise outcome
     return outcomes
+
+
+@contextmanager
+def row_locked(model: type[Model], pk: Any, *, hold_timeout: float = 30) -> Iterator[None]:
+    """Holds ``SELECT … FOR UPDATE`` of one row in another thread (its own connection and
+    transaction) for as long as the block runs, as a concurrent request holding it would;
+    the lock is taken before the block starts."""
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                model.objects.select_for_update().get(pk=pk)
+                holding.set()
+                done.wait(timeout=hold_timeout)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(timeout=10), f"{model.__name__} {pk} was not locked"
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=hold_timeout)
