@@ -20,7 +20,8 @@ discarded):
   ``tests/checkout/test_request_statements.py``).
 
 ``--profile N`` also prints the N entries of each measurement's cProfile with the most
-cumulative time. Run from the repository root::
+cumulative time, and its own time summed by package (Django by sub-package, each app of
+this project, the rest). Run from the repository root::
 
     .venv/bin/python benchmarks/profile_requests.py
     .venv/bin/python benchmarks/profile_requests.py --only cycle --ops 2000 --profile 25
@@ -77,13 +78,36 @@ def _seed(skus: int) -> list[str]:
     return [p.sku for p in products]
 
 
+def _package(filename: str) -> str:
+    """Where a profiled function lives: an installed package (Django by sub-package),
+    this project's app, or the standard library / built-ins."""
+    if "site-packages/" in filename:
+        parts = filename.split("site-packages/", 1)[1].split("/")
+        if parts[0] == "django" and len(parts) > 2:
+            return "/".join(parts[:3] if parts[1] == "db" and len(parts) > 3 else parts[:2])
+        return parts[0]
+    if filename.startswith(str(ROOT) + "/"):
+        return "project: " + filename[len(str(ROOT)) + 1 :].split("/", 1)[0]
+    return "built-ins" if filename.startswith(("~", "<")) else "standard library"
+
+
 def _profiled(run: Callable[[], None], top: int) -> None:
-    """Runs ``run`` under cProfile and prints its ``top`` entries by cumulative time."""
+    """Runs ``run`` under cProfile and prints its ``top`` entries by cumulative time, then
+    the profile's own time summed by package (cProfile measures wall time: a function
+    waiting for PostgreSQL counts its wait)."""
     profile = cProfile.Profile()
     profile.runcall(run)
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
     print(out.getvalue())
+    own: dict[str, float] = defaultdict(float)
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+        own[_package(filename)] += tottime
+    total = sum(own.values()) or 1.0
+    print("own time by package:")
+    for package, seconds in sorted(own.items(), key=lambda item: -item[1])[:20]:
+        print(f"  {100 * seconds / total:5.1f} %  {package}")
 
 
 def _backend_cpu_reader() -> Callable[[], float | None]:
