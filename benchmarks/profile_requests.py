@@ -119,12 +119,15 @@ def _backend_cpu_reader() -> Callable[[], float | None]:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
     stat = Path(f"/proc/{pid}/stat")
+    try:  # the same pid on this machine may be another program's
+        local = b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        local = False
 
     def read() -> float | None:
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        if not local:
             return None
+        fields = stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     return read
