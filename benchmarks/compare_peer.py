@@ -202,27 +202,6 @@ class OursServer:
             self._log.close()
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (granian's workers are spawned, gunicorn's forked;
-    both are children of the server's main process, but helpers may sit deeper)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def tcp_active_opens() -> int:
     """TCP connections this machine opened since boot (``Tcp: ActiveOpens`` of
     ``/proc/net/snmp``): every process's, so a count over a run includes other work."""
@@ -235,6 +214,7 @@ def run_ours_once(a: argparse.Namespace) -> int:
     """One run of our side, in this (child) process: the flash-sale benchmark's steps
     with the server of ``--run-ours``; writes the flash-sale report to ``--report``."""
     from benchmarks import flash_sale as fs
+    from benchmarks import procstat
 
     spec: ServerSpec = a.run_ours
     opts = fs.parse_args(
@@ -289,8 +269,8 @@ def run_ours_once(a: argparse.Namespace) -> int:
         """The flash-sale meter, counting the server's whole process tree."""
 
         def _gunicorn(self) -> float:
-            pids = [self.server_pid, *_descendants(self.server_pid)]
-            return sum(fs._proc_cpu_seconds(p) for p in pids)
+            pids = [self.server_pid, *procstat.descendants(self.server_pid)]
+            return sum(procstat.cpu_seconds(p) for p in pids)
 
     try:
         server.start()

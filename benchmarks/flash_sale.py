@@ -108,6 +108,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import procstat  # noqa: E402
 from benchmarks.dbsetup import recreate_database  # noqa: E402
 from benchmarks.gunicorn_process import start_gunicorn, stop_gunicorn  # noqa: E402
 
@@ -1048,31 +1049,6 @@ def machine_load() -> str:
         return "?"
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (Linux /proc), 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            found.append(int(entry))
-    return found
-
-
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -1103,8 +1079,8 @@ class CpuMeter:
     _thread: threading.Thread | None = None
 
     def _gunicorn(self) -> float:
-        pids = [self.server_pid, *_children(self.server_pid)]
-        return sum(_proc_cpu_seconds(p) for p in pids)
+        pids = [self.server_pid, *procstat.children(self.server_pid)]
+        return sum(procstat.cpu_seconds(p) for p in pids)
 
     def _client(self) -> float:
         usage = os.times()
@@ -1123,7 +1099,7 @@ class CpuMeter:
                     [name],
                 ).fetchall()
                 for (pid,) in rows:
-                    seconds = _proc_cpu_seconds(pid)
+                    seconds = procstat.cpu_seconds(pid)
                     if first:
                         self._baseline[pid] = seconds
                     if seconds:

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import procstat  # noqa: E402
 from benchmarks.dbsetup import recreate_database, setup_django, with_database  # noqa: E402
 
 API = "/api/v1"
@@ -111,26 +112,15 @@ def _profiled(run: Callable[[], None], top: int) -> None:
 
 
 def _backend_cpu_reader() -> Callable[[], float | None]:
-    """CPU seconds (user + system) of this connection's PostgreSQL backend so far, read
-    from ``/proc`` (``None`` when the server runs on another machine)."""
+    """CPU seconds of this connection's PostgreSQL backend so far (``None`` when the
+    server runs on another machine)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
-    stat = Path(f"/proc/{pid}/stat")
-    try:  # the same pid on this machine may be another program's
-        local = b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        local = False
-
-    def read() -> float | None:
-        if not local:
-            return None
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    return read
+    local = procstat.is_postgres(pid)
+    return lambda: procstat.cpu_seconds(pid) if local else None
 
 
 def measure_cycle(ops: int, top: int) -> None:

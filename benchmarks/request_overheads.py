@@ -46,15 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import procstat  # noqa: E402
 from benchmarks.dbsetup import recreate_database, setup_django, with_database  # noqa: E402
-
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def measure(name: str, alias: str, call: Callable[[], None], calls: int, per: int = 1) -> None:
@@ -69,10 +62,10 @@ def measure(name: str, alias: str, call: Callable[[], None], calls: int, per: in
         backend = cursor.fetchone()[0]
     for _ in range(200):
         call()
-    cpu0, backend0 = time.process_time(), _proc_cpu(backend)
+    cpu0, backend0 = time.process_time(), procstat.cpu_seconds(backend)
     for _ in range(calls):
         call()
-    cpu1, backend1 = time.process_time(), _proc_cpu(backend)
+    cpu1, backend1 = time.process_time(), procstat.cpu_seconds(backend)
     n = calls * per
     print(
         f"  {name:<78} this process {1e6 * (cpu1 - cpu0) / n:7.1f} µs"
