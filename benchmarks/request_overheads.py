@@ -14,12 +14,13 @@ call:
   formatter and request-id filter, into memory;
 * ``statement`` — ``SELECT %s`` through Django's cursor, on the project's connection
   (django-prometheus's backend: a counter and a histogram per statement) and on one with
-  Django's own PostgreSQL backend;
+  Django's own PostgreSQL backend, both binding client-side;
 * ``ORM read`` — a join of stock, product and warehouse, then a product id lookup (two
   queries; figures are per query), on three connections to the same database: the
   project's (django-prometheus's backend, client-side binding), Django's own PostgreSQL
-  backend, and the project's with ``server_side_binding`` + ``prepare_threshold=2``
-  (prepared statements). ``--rounds`` rounds, alternating the three.
+  backend (client-side binding), and the project's with ``server_side_binding`` +
+  ``prepare_threshold=2`` (prepared statements: what ``DATABASE_PREPARED_STATEMENTS`` turns
+  on). ``--rounds`` rounds, alternating the three.
 
 Metrics are written as in production, to a ``PROMETHEUS_MULTIPROC_DIR`` (a temporary
 one unless set). Its own database (``--database``, default ``checkout_overheads`` on the server of
@@ -130,15 +131,21 @@ def main() -> None:
     )
 
     project = connections.settings["default"]
+    # The variants name their binding themselves, whatever DATABASE_PREPARED_STATEMENTS
+    # gave the project's connection.
+    client_side = {
+        key: value
+        for key, value in project["OPTIONS"].items()
+        if key not in ("server_side_binding", "prepare_threshold")
+    }
     variants = {
-        "project (django-prometheus backend, client-side binding)": {},
-        "Django's own PostgreSQL backend": {"ENGINE": "django.db.backends.postgresql"},
+        "project (django-prometheus backend, client-side binding)": {"OPTIONS": client_side},
+        "Django's own PostgreSQL backend": {
+            "ENGINE": "django.db.backends.postgresql",
+            "OPTIONS": client_side,
+        },
         "project + server_side_binding, prepare_threshold=2": {
-            "OPTIONS": {
-                **project["OPTIONS"],
-                "server_side_binding": True,
-                "prepare_threshold": 2,
-            }
+            "OPTIONS": {**client_side, "server_side_binding": True, "prepare_threshold": 2}
         },
     }
     for i, overrides in enumerate(variants.values()):
